@@ -1,0 +1,31 @@
+"""Startup: settings and personas are read once, problems stop the app with one clear line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import gradio as gr
+
+from .personas import PersonaFileError, load_personas
+from .settings import Settings, SettingsError
+from .ui import build, launch_options
+
+__all__ = ["create_demo", "launch_options"]
+
+
+def create_demo() -> gr.Blocks:
+    """Build the app from the environment; exit with a readable message if it cannot."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2"):  # one line per HTTP request is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        personas = load_personas(settings.personas_path)
+    except (SettingsError, PersonaFileError) as exc:
+        sys.exit(f"kimichat cannot start:\n{exc}")
+    if not settings.has_key:
+        logging.getLogger("kimichat").warning(
+            "MOONSHOT_API_KEY is not set: the app will explain how to add it instead of chatting"
+        )
+    return build(settings, personas)

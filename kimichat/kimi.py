@@ -1,0 +1,161 @@
+"""One streamed Kimi reply as plain events: text, thinking, usage, finish.
+
+The openai SDK does what it is good at (auth, retries before the first byte, typed
+HTTP errors, connection pooling); the SSE body is read here as plain JSON because
+Moonshot's stream differs from OpenAI's in ways the SDK's types hide: usage sits in
+``choices[0]``, ``reasoning_content`` is not a typed field, and only ``data: [DONE]``
+tells a finished reply from a dropped one. Skipping the SDK's per-chunk objects also
+makes each token cheaper. Nothing here knows about Gradio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+from .conversation import KimiMessage
+from .models import ModelInfo
+from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The stream ended with ``data: [DONE]``; ``reason`` is the last finish_reason."""
+
+    reason: str | None
+
+
+Event = TextDelta | ThinkingDelta | Usage | Finish
+
+
+class StreamBroken(Exception):
+    """The stream stopped before ``data: [DONE]``, or sent something unreadable."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything one reply needs; ``body()`` keeps only what the model accepts."""
+
+    model: ModelInfo
+    messages: list[KimiMessage]
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    thinking: Literal["auto", "on", "off"] = "auto"
+
+    def body(self) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create``."""
+        body: dict[str, Any] = {
+            "model": self.model.id,
+            "messages": self.messages,
+            "max_tokens": self.max_tokens,
+            "stream": True,
+        }
+        if not self.model.fixed_sampling:
+            if self.temperature is not None:
+                body["temperature"] = self.temperature
+            if self.top_p is not None:
+                body["top_p"] = self.top_p
+        if self.model.thinking_switch and self.thinking != "auto":
+            body["extra_body"] = {"thinking": {"type": "enabled" if self.thinking == "on" else "disabled"}}
+        return body
+
+
+def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
+    """The process's one Kimi client (or one for a visitor's own key, for one request).
+
+    Its connection pool is shared by every reply, so it is sized for the chat
+    concurrency; ``read`` is the longest silence allowed inside a stream.
+    """
+    return AsyncOpenAI(
+        api_key=api_key or settings.api_key,
+        base_url=settings.base_url,
+        max_retries=settings.max_retries,
+        timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
+        http_client=DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=settings.chat_concurrency + 10, max_keepalive_connections=50),
+        ),
+    )
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        total_tokens=int(raw.get("total_tokens") or 0),
+        cached_tokens=int(raw.get("cached_tokens") or 0),
+    )
+
+
+def parse_chunk(data: str) -> list[Event]:
+    """The events in one SSE ``data:`` payload (not ``[DONE]``)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise StreamBroken("malformed data in the stream") from None
+    if not isinstance(chunk, dict):
+        raise StreamBroken("malformed data in the stream")
+    if "error" in chunk:
+        error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+        raise StreamBroken(str(error.get("type") or "error in the stream"))
+    events: list[Event] = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if thinking := delta.get("reasoning_content"):
+            events.append(ThinkingDelta(thinking))
+        if text := delta.get("content"):
+            events.append(TextDelta(text))
+        if usage := choice.get("usage"):
+            events.append(_usage(usage))
+        if reason := choice.get("finish_reason"):
+            events.append(Finish(reason))
+    if usage := chunk.get("usage"):
+        events.append(_usage(usage))
+    return events
+
+
+async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterator[Event]:
+    """Yield the reply's events; the last one is a ``Finish``, else ``StreamBroken``.
+
+    HTTP errors before the stream starts come out as the SDK's typed exceptions
+    (after its retries). Leaving the loop early closes the upstream connection, so a
+    stopped reply stops being paid for.
+    """
+    reason: str | None = None
+    async with client.chat.completions.with_streaming_response.create(**request.body()) as response:
+        async for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                yield Finish(reason)
+                return
+            for event in parse_chunk(data):
+                if isinstance(event, Finish):
+                    reason = event.reason
+                else:
+                    yield event
+    raise StreamBroken("the stream ended before [DONE]")

@@ -1,0 +1,71 @@
+"""Every environment setting in one typed place, read once at startup.
+
+Spaces pass both secrets and variables as environment variables, so this is the
+only module that reads ``os.environ``; everything else gets a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHINA_BASE_URL = "https://api.moonshot.cn/v1"
+GLOBAL_BASE_URL = "https://api.moonshot.ai/v1"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the owner can tune. ``env`` in each field's metadata is its variable."""
+
+    # repr=False: the key must never reach a log line or a traceback.
+    api_key: str = field(default="", repr=False, metadata={"env": "MOONSHOT_API_KEY"})
+    base_url: str = field(default=CHINA_BASE_URL, metadata={"env": "MOONSHOT_BASE_URL"})
+    personas_path: Path = field(default=ROOT / "personas.yaml", metadata={"env": "PERSONAS_PATH"})
+    default_model: str = field(default="kimi-k2.5", metadata={"env": "KIMI_DEFAULT_MODEL"})
+    max_reply_tokens: int = field(default=8192, metadata={"env": "KIMI_MAX_REPLY_TOKENS"})
+    max_retries: int = field(default=2, metadata={"env": "KIMI_MAX_RETRIES"})
+    connect_timeout: float = field(default=10.0, metadata={"env": "KIMI_CONNECT_TIMEOUT"})
+    idle_timeout: float = field(default=60.0, metadata={"env": "KIMI_IDLE_TIMEOUT"})
+    models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS"})
+    models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT"})
+    chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY"})
+    queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE"})
+    updates_per_second: float = field(default=20.0, metadata={"env": "UI_UPDATES_PER_SECOND"})
+    space_id: str = field(default="", metadata={"env": "SPACE_ID"})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"], "").strip()
+            if not raw:
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.base_url.startswith(("http://", "https://")):
+            raise SettingsError(f"MOONSHOT_BASE_URL must start with https:// (got {settings.base_url!r})")
+        return settings
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.api_key)
+
+    @property
+    def settings_url(self) -> str:
+        """Where the owner adds secrets: the Space's settings page, when on a Space."""
+        if self.space_id:
+            return f"https://huggingface.co/spaces/{self.space_id}/settings"
+        return ""

@@ -1,0 +1,286 @@
+"""A local Kimi-compatible server: Moonshot's wire format, recorded requests, fault modes.
+
+It speaks the SSE stream exactly as ../shared/kimi-api.md describes it (role in the
+first chunk only, usage inside ``choices[0]`` of the last chunk, ``data: [DONE]``) and
+Moonshot's error bodies. Faults are chosen per request by directives in the last user
+message, so concurrent tests do not step on each other:
+
+    [[status:429]] [[status:429:rate_limit_reached_error]]   fail with that status/type
+    [[think]]            stream reasoning_content before the answer
+    [[tokens:N]]         answer with N filler tokens after the echo
+    [[delay:S]]          S seconds between tokens; [[first:S]] before the first one
+    [[drop:N]]           close the connection after N content tokens, without [DONE]
+    [[length]]           finish with finish_reason "length"
+    [[malformed]]        send a data line that is not JSON after a few tokens
+    [[empty]]            send chunks with an empty choices list along the way
+    [[hang]]             send headers, then nothing
+
+``fail_next`` queues faults for the next requests whatever they say (for retries).
+Run alone: ``python tests/kimi_server.py --port 8765 --tokens 60 --rate 50``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+ERROR_TYPES = {
+    400: ("invalid_request_error", "Invalid request"),
+    401: ("invalid_authentication_error", "Invalid Authentication"),
+    403: ("permission_denied_error", "Your account balance is insufficient"),
+    404: ("resource_not_found_error", "Not found the model or Permission denied"),
+    429: ("engine_overloaded_error", "The engine is currently overloaded, please try again later"),
+    500: ("server_error", "Internal server error"),
+}
+MODELS = [
+    {
+        "id": "kimi-k2.5",
+        "context_length": 262144,
+        "supports_reasoning": True,
+        "supports_image_in": True,
+        "supports_video_in": True,
+        "display_name": "Kimi K2.5",
+    },
+    {
+        "id": "kimi-k2-turbo-preview",
+        "context_length": 262144,
+        "supports_reasoning": False,
+        "supports_image_in": False,
+        "supports_video_in": False,
+        "display_name": "Kimi K2 Turbo",
+    },
+    {
+        "id": "kimi-k2-thinking",
+        "context_length": 262144,
+        "supports_reasoning": True,
+        "supports_image_in": False,
+        "supports_video_in": False,
+        "display_name": "Kimi K2 Thinking",
+    },
+    {
+        "id": "moonshot-v1-8k",
+        "context_length": 8192,
+        "supports_reasoning": False,
+        "supports_image_in": False,
+        "supports_video_in": False,
+        "display_name": "Moonshot v1 8k",
+    },
+]
+
+
+@dataclass
+class Call:
+    """One chat request as the server saw it."""
+
+    body: dict[str, Any]
+    authorization: str
+    completed: bool = False
+    disconnected: bool = False
+    url: str = ""
+
+    @property
+    def system(self) -> str:
+        return next((m["content"] for m in self.body.get("messages", []) if m["role"] == "system"), "")
+
+    @property
+    def last_user(self) -> str:
+        users = [m for m in self.body.get("messages", []) if m["role"] == "user"]
+        content = users[-1]["content"] if users else ""
+        return content if isinstance(content, str) else json.dumps(content)
+
+
+@dataclass
+class KimiServer:
+    """The server's state; tests read ``calls`` and set the knobs."""
+
+    api_key: str = "sk-test-local"
+    tokens: int = 8
+    token_delay: float = 0.0
+    first_delay: float = 0.0
+    models: list[dict[str, Any]] = field(default_factory=lambda: list(MODELS))
+    models_status: int = 200
+    calls: list[Call] = field(default_factory=list)
+    fail_next: list[str] = field(default_factory=list)
+    open_streams: int = 0
+    max_open_streams: int = 0
+    port: int = 0
+    _server: uvicorn.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.fail_next.clear()
+        self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
+        self.max_open_streams = 0
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            ]
+        )
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+
+    async def _models(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return error(401)
+        if self.models_status != 200:
+            return error(self.models_status)
+        return JSONResponse(
+            {"object": "list", "data": [{"object": "model", "owned_by": "moonshot", **m} for m in self.models]}
+        )
+
+    async def _chat(self, request: Request):
+        body = await request.json()
+        call = Call(body=body, authorization=request.headers.get("authorization", ""), url=str(request.url))
+        self.calls.append(call)
+        if not self._authorized(request):
+            return error(401, "invalid_authentication_error")
+        directives = dict(parse_directives(call.last_user))
+        if self.fail_next:
+            directives.update(parse_directives(self.fail_next.pop(0)))
+        if "status" in directives:
+            status, _, kind = directives["status"].partition(":")
+            return error(int(status), kind or None)
+        if body.get("model") not in {m["id"] for m in self.models}:
+            return error(404)
+        if not body.get("stream"):
+            return error(400, message="this test server only streams")
+        return StreamingResponse(self._stream(call, directives), media_type="text/event-stream")
+
+    async def _stream(self, call: Call, d: dict[str, str]):
+        cid, created, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), call.body["model"]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish, **extra}
+            payload = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+            }
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+        delay = float(d.get("delay", self.token_delay))
+        answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)))
+        self.open_streams += 1
+        self.max_open_streams = max(self.max_open_streams, self.open_streams)
+        try:
+            if "hang" in d:
+                await asyncio.sleep(3600)
+            await asyncio.sleep(float(d.get("first", self.first_delay)))
+            yield chunk({"role": "assistant", "content": ""})
+            if "think" in d:
+                for piece in ["Let me ", "think ", "about ", "this."]:
+                    yield chunk({"reasoning_content": piece})
+                    await asyncio.sleep(delay)
+            for n, token in enumerate(answer):
+                if "drop" in d and n == int(d["drop"]):
+                    return
+                if "malformed" in d and n == 3:
+                    yield b"data: {not json\n\n"
+                if "empty" in d and n % 2:
+                    yield f'data: {{"id":"{cid}","object":"chat.completion.chunk","choices":[]}}\n\n'.encode()
+                yield chunk({"content": token})
+                await asyncio.sleep(delay)
+            prompt = sum(len(str(m.get("content", ""))) for m in call.body["messages"]) // 4 + 1
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": len(answer),
+                "total_tokens": prompt + len(answer),
+                "cached_tokens": 0,
+            }
+            yield chunk({}, "length" if "length" in d else "stop", usage=usage)
+            yield b"data: [DONE]\n\n"
+            call.completed = True
+        finally:
+            self.open_streams -= 1
+            call.disconnected = not call.completed and "drop" not in d
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> KimiServer:
+        """Serve in a background thread on 127.0.0.1 and return once it answers."""
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            self.app(), host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        threading.Thread(target=self._server.run, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local Kimi server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.should_exit = True
+
+
+def error(status: int, kind: str | None = None, message: str | None = None) -> JSONResponse:
+    default_kind, default_message = ERROR_TYPES.get(status, ("server_error", "error"))
+    if kind == "rate_limit_reached_error":
+        default_message = "Your account reached organization max concurrency: 3, please try again after 1 seconds"
+    if kind == "exceeded_current_quota_error":
+        default_message = "You exceeded your current token quota, please check your account balance"
+    return JSONResponse(
+        {"error": {"type": kind or default_kind, "message": message or default_message}}, status_code=status
+    )
+
+
+def parse_directives(text: str) -> list[tuple[str, str]]:
+    return [(m[1], m[2] or "") for m in re.finditer(r"\[\[(\w+)(?::([^\]]+))?\]\]", text)]
+
+
+def reply_tokens(user_text: str, filler: int) -> list[str]:
+    """An echo of the message in small pieces, then numbered filler tokens."""
+    clean = re.sub(r"\[\[[^\]]*\]\]", "", user_text).strip()
+    echo = [clean[i : i + 4] for i in range(0, len(clean), 4)]
+    return ["Echo", ": ", *echo, " |", *[f" t{i}" for i in range(filler)]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--key", default="sk-test-local")
+    parser.add_argument("--tokens", type=int, default=60, help="filler tokens per reply")
+    parser.add_argument("--rate", type=float, default=50.0, help="tokens per second")
+    parser.add_argument("--first", type=float, default=0.2, help="seconds to the first token")
+    args = parser.parse_args()
+    server = KimiServer(api_key=args.key, tokens=args.tokens, token_delay=1 / args.rate, first_delay=args.first)
+    uvicorn.run(server.app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""History normalising: Gradio 6 blocks in, plain Kimi turns out."""
+
+from __future__ import annotations
+
+from conftest import ROOT
+
+from kimichat.conversation import build_messages, current_segment, persona_tag, text_of, turns
+from kimichat.personas import load_personas
+
+PERSONAS = load_personas(ROOT / "personas.yaml")
+
+
+def user(text):
+    return {"role": "user", "content": [{"type": "text", "text": text}], "metadata": None, "options": None}
+
+
+def bot(text, persona="assistant", **metadata):
+    return {
+        "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+        "metadata": metadata or persona_tag(persona),
+        "options": None,
+    }
+
+
+def test_content_blocks_become_plain_text():
+    assert (
+        text_of([{"type": "text", "text": "a"}, {"type": "file", "file": {"path": "x"}}, {"type": "text", "text": "b"}])
+        == "ab"
+    )
+    assert text_of("plain") == "plain"
+    assert text_of(None) == ""
+
+
+def test_thinking_and_notes_never_reach_kimi():
+    history = [user("q"), bot("pondering", title="💭 Thinking"), bot("answer"), bot("cut", title="⚠️ Note")]
+    assert turns(history) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "answer"}]
+
+
+def test_empty_replies_are_dropped_and_unanswered_questions_replaced():
+    history = [user("lost question"), bot("   "), user("asked again"), bot("ok")]
+    assert turns(history) == [{"role": "user", "content": "asked again"}, {"role": "assistant", "content": "ok"}]
+
+
+def test_history_is_cut_where_another_persona_spoke():
+    history = [bot("hi", "researcher"), user("a"), bot("b", "researcher"), user("c"), bot("d", "translator")]
+    assert current_segment(history, "translator") == history[3:]
+    assert current_segment(history, "researcher") == []
+    assert current_segment([user("x")], "any") == [user("x")]
+
+
+def test_messages_are_system_then_shots_then_turns_then_message():
+    tutor = PERSONAS.by_id["writing-tutor"]
+    messages = build_messages(
+        tutor, [bot("hello", "writing-tutor"), user("q1"), bot("a1", "writing-tutor")], "q2", "zh"
+    )
+    assert messages[0] == {"role": "system", "content": tutor.prompt("zh")}
+    assert messages[1]["content"] == tutor.few_shot[0].user
+    assert [m["role"] for m in messages[3:]] == ["assistant", "user", "assistant", "user"]
+    assert messages[-1] == {"role": "user", "content": "q2"}
+
+
+def test_localized_prompt_follows_the_visitor():
+    researcher = PERSONAS.by_id["researcher"]
+    assert "实验室老猫" in build_messages(researcher, [], "你好", "zh")[0]["content"]
+    assert "Lab Cat" in build_messages(researcher, [], "hi", "en")[0]["content"]

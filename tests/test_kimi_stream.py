@@ -1,0 +1,96 @@
+"""The Kimi stream reader against the local server's real SSE, faults included."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import KEY
+from openai import AuthenticationError, RateLimitError
+
+from kimichat.kimi import ChatRequest, Finish, StreamBroken, TextDelta, ThinkingDelta, Usage, make_client, stream_reply
+from kimichat.models import ModelCatalog, ModelInfo
+from kimichat.settings import Settings
+
+
+@pytest.fixture
+def settings(upstream):
+    return Settings(api_key=KEY, base_url=upstream.base_url, max_retries=0)
+
+
+async def collect(settings, text, model="kimi-k2.5", **kwargs):
+    client = make_client(settings, kwargs.pop("api_key", None))
+    request = ChatRequest(ModelInfo(model), [{"role": "user", "content": text}], max_tokens=100, **kwargs)
+    return [event async for event in stream_reply(client, request)]
+
+
+async def test_text_usage_and_finish(settings, upstream):
+    events = await collect(settings, "hi")
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text == "Echo: hi |" + "".join(f" t{i}" for i in range(upstream.tokens))
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert usage.completion_tokens == 4 + upstream.tokens and usage.total_tokens > usage.completion_tokens
+    assert events[-1] == Finish("stop")
+
+
+async def test_thinking_comes_apart_and_first(settings):
+    events = await collect(settings, "x [[think]]")
+    kinds = [type(e) for e in events]
+    assert kinds.index(ThinkingDelta) < kinds.index(TextDelta)
+    assert "".join(e.text for e in events if isinstance(e, ThinkingDelta)) == "Let me think about this."
+
+
+async def test_length_finish_is_reported(settings):
+    assert (await collect(settings, "x [[length]]"))[-1] == Finish("length")
+
+
+async def test_empty_choices_are_skipped(settings):
+    events = await collect(settings, "x [[empty]]")
+    assert events[-1] == Finish("stop")
+
+
+@pytest.mark.parametrize("fault", ["[[drop:3]]", "[[malformed]]"])
+async def test_broken_stream_raises_after_what_arrived(settings, fault):
+    client = make_client(settings)
+    request = ChatRequest(ModelInfo("kimi-k2.5"), [{"role": "user", "content": f"x {fault}"}], max_tokens=10)
+    got = []
+    with pytest.raises(StreamBroken):
+        async for event in stream_reply(client, request):
+            got.append(event)
+    assert any(isinstance(e, TextDelta) for e in got)
+
+
+async def test_http_errors_are_the_sdks_typed_errors(settings):
+    with pytest.raises(RateLimitError):
+        await collect(settings, "x [[status:429]]")
+    with pytest.raises(AuthenticationError):
+        await collect(settings, "x", api_key="sk-test-nope")
+
+
+def test_body_sends_only_what_the_model_accepts():
+    messages = [{"role": "user", "content": "x"}]
+    fixed = ChatRequest(ModelInfo("kimi-k2.5"), messages, 10, temperature=0.3, top_p=0.5, thinking="off").body()
+    assert "temperature" not in fixed and "top_p" not in fixed
+    assert fixed["extra_body"] == {"thinking": {"type": "disabled"}}
+    free = ChatRequest(ModelInfo("kimi-k2-turbo-preview"), messages, 10, temperature=0.3, thinking="on").body()
+    assert free["temperature"] == 0.3 and "extra_body" not in free
+    assert "extra_body" not in ChatRequest(ModelInfo("kimi-k2.6"), messages, 10).body()
+
+
+async def test_catalog_reads_models_and_falls_back(settings, upstream):
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    ids = [m.id for m in await catalog.models()]
+    assert ids == sorted(m["id"] for m in upstream.models)
+    assert catalog.cached("moonshot-v1-8k").context_length == 8192
+    assert not catalog.cached("kimi-k2-thinking").vision
+    assert (await catalog.resolve("kimi-k2-thinking")).id == "kimi-k2-thinking"
+    assert (await catalog.resolve("kimi-k9-gone")).id == "kimi-k2.5"
+    upstream.models_status = 500
+    broken = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    assert "kimi-k2.5" in [m.id for m in await broken.models()]  # the built-in table
+
+
+def test_model_capabilities_from_ids():
+    assert ModelInfo("kimi-k2.5").fixed_sampling and ModelInfo("kimi-k2.5").thinking_switch
+    assert ModelInfo("kimi-k3").fixed_sampling and not ModelInfo("kimi-k3").thinking_switch
+    assert not ModelInfo("kimi-k2-turbo-preview").fixed_sampling
+    assert ModelInfo("moonshot-v1-8k").default_temperature == 0.3
+    assert ModelInfo("kimi-k2-thinking").default_temperature == 1.0

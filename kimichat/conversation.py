@@ -34,6 +34,11 @@ def persona_of(message: Mapping[str, Any]) -> str | None:
     return tag[len(TAG_PREFIX) :] if isinstance(tag, str) and tag.startswith(TAG_PREFIX) else None
 
 
+def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
+    """Whose conversation this is: the persona of its latest tagged message."""
+    return next((owner for m in reversed(history) if (owner := persona_of(m))), None)
+
+
 def text_of(content: Any) -> str:
     """Plain text of a message's content: a string, a list of blocks, or a block."""
     if isinstance(content, str):

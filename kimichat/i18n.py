@@ -19,6 +19,9 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "model_default": {"en": "Persona default ({model})", "zh": "角色默认（{model}）"},
     "temperature": {"en": "Temperature", "zh": "温度"},
     "settings": {"en": "Settings", "zh": "设置"},
+    "placeholder": {"en": "Message the persona… (Enter to send)", "zh": "给角色发消息…（回车发送）"},
+    "new_chat": {"en": "➕ New chat", "zh": "➕ 新对话"},
+    "export": {"en": "⬇ Export (.md)", "zh": "⬇ 导出 (.md)"},
     "thinking": {"en": "Thinking", "zh": "思考过程"},
     "tokens": {"en": "{n} tokens", "zh": "{n} 个 token"},
     "usage": {

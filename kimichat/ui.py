@@ -1,21 +1,23 @@
-"""The Gradio app: persona picker, chat, settings, and the events that tie them.
+"""The Gradio app: persona picker, chat, saved conversations, settings, and their events.
 
-Everything per visitor lives in Gradio's own per-session values (the chat history,
-the picker); module state holds only what all visitors may share: the settings, the
-persona file, one Kimi client and the model list.
+Everything per visitor lives in Gradio's per-session values (the chat history, the
+picker) or in the visitor's own browser (saved conversations); module state holds only
+what all visitors may share: settings, the persona file, one Kimi client, the model list.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from .chat import ChatService, Update
-from .conversation import persona_tag
+from .conversation import conversation_persona, persona_tag
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .kimi import make_client
-from .models import ModelCatalog, ModelInfo
+from .models import ModelCatalog
 from .personas import Persona, PersonaFile
 from .settings import Settings
 
@@ -24,6 +26,14 @@ LATEX = [
     {"left": "\\[", "right": "\\]", "display": True},
     {"left": "\\(", "right": "\\)", "display": False},
 ]  # no single "$": prices such as "$5 and $10" must stay text
+
+# Saved chats are keyed and encrypted with fixed values so they survive a restart of the
+# Space (Gradio's defaults are random per launch). The data never leaves the browser.
+STORAGE_KEY = "kimi-persona-chat/conversations/v1"
+STORAGE_SECRET = "kimi-persona-chat-local-history"
+
+CSS = (Path(__file__).parent / "static" / "app.css").read_text(encoding="utf-8")
+EXPORT_JS = (Path(__file__).parent / "static" / "export.js").read_text(encoding="utf-8")
 
 
 def _i18n() -> gr.I18n:
@@ -54,11 +64,6 @@ def persona_choices(personas: PersonaFile, lang: Lang) -> list[tuple[str, str]]:
     return [(f"{p.avatar} {p.name.get(lang)}", p.id) for p in personas.visible]
 
 
-def model_choices(models: tuple[ModelInfo, ...], persona: Persona, default: str, lang: Lang) -> list[tuple[str, str]]:
-    own = t("model_default", lang, model=persona.model or default)
-    return [(own, "")] + [(m.id, m.id) for m in models]
-
-
 def usage_line(update: Update, lang: Lang) -> str:
     usage = update.usage
     if usage is None:
@@ -73,40 +78,91 @@ def usage_line(update: Update, lang: Lang) -> str:
     )
 
 
+def write_avatars(personas: PersonaFile) -> dict[str, str]:
+    """One small SVG per persona showing its emoji, for the chat's bot avatar."""
+    folder = Path(tempfile.mkdtemp(prefix="kimichat-avatars-"))
+    paths = {}
+    for persona in personas.personas:
+        path = folder / f"{persona.id}.svg"
+        path.write_text(
+            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
+            f'<text x="32" y="34" font-size="46" text-anchor="middle" dominant-baseline="middle">{persona.avatar}'
+            "</text></svg>",
+            encoding="utf-8",
+        )
+        paths[persona.id] = str(path)
+    gr.set_static_paths([folder])
+    return paths
+
+
+class PersonaViews:
+    """What the page shows for a persona, in the visitor's language."""
+
+    def __init__(self, settings: Settings, personas: PersonaFile, catalog: ModelCatalog):
+        self.settings, self.personas, self.catalog = settings, personas, catalog
+        self.avatars = write_avatars(personas)
+
+    def model_choices(self, persona: Persona, lang: Lang) -> list[tuple[str, str]]:
+        own = t("model_default", lang, model=persona.model or self.settings.default_model)
+        return [(own, ""), *((m.id, m.id) for m in self.catalog.cached_models)]
+
+    def temperature(self, persona: Persona, model_id: str) -> dict[str, Any]:
+        """The slider shows only for models that take a temperature (not K2.5 and later)."""
+        model = self.catalog.cached(model_id or persona.model or self.settings.default_model)
+        value = persona.temperature if persona.temperature is not None else model.default_temperature
+        return {"visible": not model.fixed_sampling, "value": value}
+
+    def chatbot(self, persona: Persona, value: list | None = None) -> dict[str, Any]:
+        """A chatbot update: this persona's avatar, and ``value`` if given."""
+        update: dict[str, Any] = {"avatar_images": (None, self.avatars[persona.id])}
+        return gr.update(**update) if value is None else gr.update(value=value, **update)
+
+    def panel(self, persona: Persona, lang: Lang) -> tuple:
+        """Card, model picker and temperature slider for ``persona``."""
+        return (
+            persona_card(persona, lang),
+            gr.update(choices=self.model_choices(persona, lang), value=""),
+            gr.update(**self.temperature(persona, "")),
+        )
+
+    def new_chat(self, persona: Persona, lang: Lang) -> tuple:
+        """A fresh conversation: greeting in the chat and its state, no saved slot yet."""
+        opening = greeting(persona, lang)
+        return (*self.panel(persona, lang), self.chatbot(persona, opening), opening, None)
+
+
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options())``."""
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
     service = ChatService(settings, personas, catalog, client)
+    views = PersonaViews(settings, personas, catalog)
     first = personas.first
-
-    def temperature_update(persona: Persona, model_id: str) -> dict[str, Any]:
-        """The slider shows only for models that take a temperature (not K2.5 and later)."""
-        model = catalog.cached(model_id or persona.model or settings.default_model)
-        value = persona.temperature if persona.temperature is not None else model.default_temperature
-        return {"visible": not model.fixed_sampling, "value": value}
 
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
         with gr.Row(equal_height=True, elem_id="persona-row"):
-            persona_picker = gr.Dropdown(
+            picker = gr.Dropdown(
                 choices=persona_choices(personas, "en"),
                 value=first.id,
                 label=LABELS("persona"),
                 scale=2,
-                min_width=220,
+                min_width=200,
                 elem_id="persona-picker",
             )
             card = gr.Markdown(persona_card(first, "en"), elem_id="persona-card")
+            with gr.Column(scale=0, min_width=120, elem_id="chat-actions"):
+                new_chat = gr.Button(LABELS("new_chat"), size="sm", variant="primary", elem_id="new-chat")
+                export = gr.Button(LABELS("export"), size="sm", elem_id="export")
         with gr.Accordion(LABELS("settings"), open=False, elem_id="settings"):
             model_picker = gr.Dropdown(
-                choices=model_choices(catalog.cached_models, first, settings.default_model, "en"),
+                choices=views.model_choices(first, "en"),
                 value="",
                 label=LABELS("model"),
                 elem_id="model-picker",
                 allow_custom_value=True,  # API callers may name any id; the catalog falls back
             )
             temperature = gr.Slider(
-                0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **temperature_update(first, "")
+                0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **views.temperature(first, "")
             )
         usage = gr.Markdown(render=False, elem_id="usage")
 
@@ -128,68 +184,76 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 value=greeting(first, "en"),
                 latex_delimiters=LATEX,
                 buttons=["copy", "copy_all"],
+                avatar_images=(None, views.avatars[first.id]),
                 elem_id="chatbot",
+                show_label=False,
                 scale=1,
-                height="70vh",
+                height="64vh",
                 feedback_options=None,
             ),
-            additional_inputs=[persona_picker, model_picker, temperature],
+            textbox=gr.Textbox(
+                placeholder=LABELS("placeholder"),
+                show_label=False,
+                submit_btn=True,
+                stop_btn=True,
+                autofocus=True,
+                scale=7,
+                elem_id="message",
+            ),
+            additional_inputs=[picker, model_picker, temperature],
             additional_outputs=[usage],
             editable=True,
+            save_history=True,
             api_name="chat",
             cache_examples=False,
             concurrency_limit=settings.chat_concurrency,
             fill_height=True,
         )
         usage.render()
+        chat.saved_conversations.storage_key = STORAGE_KEY
+        chat.saved_conversations.secret = STORAGE_SECRET
+        chat.new_chat_button.visible = False  # ours opens with the greeting instead of an empty chat
+        chat.chat_history_dataset.elem_id = "history"
+        fresh = [card, model_picker, temperature, chat.chatbot, chat.chatbot_state, chat.conversation_id]
 
         async def on_load(persona_id: str, request: gr.Request):
+            await catalog.models()  # the first page load fetches the list; later ones reuse it
             lang = lang_of(request)
-            persona = service.persona(persona_id)
-            models = await catalog.models()
-            return (
-                gr.update(choices=persona_choices(personas, lang)),
-                persona_card(persona, lang),
-                gr.update(choices=model_choices(models, persona, settings.default_model, lang)),
-                greeting(persona, lang),
+            return gr.update(choices=persona_choices(personas, lang)), *views.new_chat(
+                service.persona(persona_id), lang
             )
 
-        def on_persona(persona_id: str, model_id: str, request: gr.Request):
+        def on_restore(index: int, saved: list, request: gr.Request):
+            """A saved conversation comes back with its own persona (read from its replies)."""
             lang = lang_of(request)
-            persona = service.persona(persona_id)
-            models = catalog.cached_models
-            return (
-                persona_card(persona, lang),
-                gr.update(choices=model_choices(models, persona, settings.default_model, lang), value=""),
-                gr.update(**temperature_update(persona, "")),
-                greeting(persona, lang),
-            )
+            persona = service.persona(conversation_persona(saved[index]) if 0 <= index < len(saved) else None)
+            return persona.id, *views.panel(persona, lang), views.chatbot(persona)
 
-        demo.load(
-            on_load,
-            [persona_picker],
-            [persona_picker, card, model_picker, chat.chatbot_value],
-            api_visibility="undocumented",
-            queue=False,
-        )
-        persona_picker.change(
-            on_persona,
-            [persona_picker, model_picker],
-            [card, model_picker, temperature, chat.chatbot_value],
-            api_visibility="undocumented",
-            queue=False,
+        def start_new(persona_id: str, request: gr.Request):
+            return views.new_chat(service.persona(persona_id), lang_of(request))
+
+        quiet = {"api_visibility": "undocumented", "queue": False}
+        demo.load(on_load, [picker], [picker, *fresh], **quiet)
+        # .input, not .change: restoring a conversation sets the picker without resetting the chat
+        picker.input(start_new, [picker], fresh, **quiet)
+        new_chat.click(start_new, [picker], fresh, **quiet)
+        chat.chat_history_dataset.click(
+            on_restore,
+            [chat.chat_history_dataset, chat.saved_conversations],
+            [picker, card, model_picker, temperature, chat.chatbot],
+            **quiet,
         )
         model_picker.change(
-            lambda p, m: gr.update(**temperature_update(service.persona(p), m)),
-            [persona_picker, model_picker],
+            lambda p, m: gr.update(**views.temperature(service.persona(p), m)),
+            [picker, model_picker],
             [temperature],
-            api_visibility="undocumented",
-            queue=False,
+            **quiet,
         )
+        export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.chat_concurrency)
     return demo
 
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch``: Gradio 6 takes i18n, css and theme there."""
-    return {"i18n": LABELS, "ssr_mode": False}
+    return {"i18n": LABELS, "ssr_mode": False, "css": CSS}

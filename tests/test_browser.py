@@ -1,0 +1,221 @@
+"""The UI in headless Chromium (Debian's), as a visitor uses it, against the local Kimi server.
+
+Screenshots land in test-output/ (gitignored); every test fails on a JavaScript error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, wait_for
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from kimichat.personas import load_personas
+
+OUT = ROOT / "test-output"
+PERSONAS = load_personas(ROOT / "personas.yaml")
+CHROMIUM = "/usr/bin/chromium"
+BOT = '#chatbot [data-testid="bot"]'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (see .ci/run)")
+    OUT.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, app, upstream) -> Iterator:
+    """open_page(locale=..., width=..., height=...) -> a loaded page; JS errors fail the test."""
+    errors: list[str] = []
+    contexts = []
+
+    def record_console(message) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    def record_error(error) -> None:
+        errors.append(str(error))
+
+    def open_(locale: str = "en-US", width: int = 1280, height: int = 900, after: Page | None = None) -> Page:
+        """A new page; ``after`` closes that page and opens its browser profile again."""
+        if after is None:
+            context = browser.new_context(
+                locale=locale, viewport={"width": width, "height": height}, accept_downloads=True
+            )
+            contexts.append(context)
+        else:
+            context = after.context
+            after.remove_listener("console", record_console)  # closing aborts its open streams
+            after.remove_listener("pageerror", record_error)
+            after.close()
+        page = context.new_page()
+        page.on("console", record_console)
+        page.on("pageerror", record_error)
+        page.goto(app.url)
+        expect(page.locator(BOT).first).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(700)  # let the load event (greeting in the visitor's language) land
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator("#message textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def last_bot_text(page: Page) -> str:
+    bots = page.locator(BOT)
+    return bots.nth(bots.count() - 1).inner_text() if bots.count() else ""
+
+
+def wait_idle(page: Page) -> None:
+    """The chat is ready for the next message (the stop button is gone)."""
+    expect(page.locator("#message .stop-button")).to_have_count(0, timeout=30_000)
+    expect(page.locator("#message .submit-button")).to_be_visible(timeout=30_000)
+
+
+def chat(page: Page, upstream, text: str) -> None:
+    """Send ``text`` and wait until its reply has fully arrived on the page."""
+    send(page, text)
+    assert wait_for(lambda: any(c.last_user == text and c.completed for c in upstream.calls), 30)
+    wait_idle(page)
+
+
+def test_reply_grows_while_streaming_then_completes(open_page, upstream):
+    upstream.token_delay = 0.12
+    page = open_page()
+    send(page, "grow please")
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = last_bot_text(page)
+        if "grow please" in text and (not seen or text != seen[-1]):
+            seen.append(text)
+        if text.endswith("t7"):
+            break
+        time.sleep(0.05)
+    assert len(seen) >= 4, seen  # at least three distinct states before the complete one
+    assert seen[-1].endswith("t7")
+    wait_idle(page)
+    page.screenshot(path=OUT / "desktop.png")
+
+
+def test_switching_persona_resets_chat_and_prompt(open_page, upstream):
+    page = open_page()
+    chat(page, upstream, "remember me")
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="Translator (zh ⇄ en)").click()
+    translator = PERSONAS.by_id["translator"]
+    expect(page.locator(BOT)).to_have_count(1)
+    expect(page.locator(BOT).first).to_contain_text(translator.greeting.en)
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+    expect(page.locator("#persona-card")).to_contain_text(translator.description.en)
+    chat(page, upstream, "bonjour")
+    assert upstream.calls[-1].system == translator.prompt("en")
+    assert "remember me" not in str(upstream.calls[-1].body["messages"])
+
+
+def test_greeting_examples_are_buttons_that_send(open_page, upstream):
+    page = open_page()
+    example = PERSONAS.first.examples[1]
+    page.get_by_role("button", name=example.label.en).click()
+    assert wait_for(lambda: upstream.calls and upstream.calls[-1].last_user == example.text.en)
+    wait_idle(page)
+
+
+def test_stop_halts_retry_regenerates_clear_empties(open_page, upstream):
+    page = open_page()
+    send(page, "stop me [[tokens:200]] [[delay:0.1]]")
+    assert wait_for(lambda: "t3" in last_bot_text(page), 20)
+    page.locator("#message .stop-button").click()
+    assert wait_for(lambda: upstream.calls[-1].disconnected, 10), "upstream stream was not closed"
+    halted = last_bot_text(page)
+    page.wait_for_timeout(800)
+    assert last_bot_text(page) == halted and "t199" not in halted
+
+    calls = len(upstream.calls)
+    page.get_by_role("button", name="Retry").click()
+    assert wait_for(lambda: len(upstream.calls) == calls + 1, 10)
+    assert upstream.calls[-1].last_user.startswith("stop me")
+    page.locator("#message .stop-button").click()
+    wait_idle(page)
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+    expect(page.locator(BOT)).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "label", "persona_label"), [("zh-CN", "角色", "实验室老猫"), ("en-US", "Persona", "Lab Cat")]
+)
+def test_ui_follows_browser_language(open_page, locale, label, persona_label):
+    page = open_page(locale=locale)
+    expect(page.get_by_text(label, exact=True).first).to_be_visible()
+    expect(page.locator("#persona-card")).to_contain_text(persona_label)
+    greeting = PERSONAS.first.greeting.get("zh" if locale == "zh-CN" else "en")
+    expect(page.locator(BOT).first).to_contain_text(greeting[:10])
+
+
+def test_phone_viewport_has_no_horizontal_scroll(open_page, upstream):
+    page = open_page(width=390, height=844)
+    chat(page, upstream, "a long line " + "x" * 300 + " and `code " + "y" * 200 + "`")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for element in ("#persona-picker", "#chatbot", "#message"):
+        box = page.locator(element).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (element, box)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=OUT / "phone.png")
+
+
+def test_conversations_survive_reload_and_restore_their_persona(open_page, upstream):
+    page = open_page()
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="Translator (zh ⇄ en)").click()
+    chat(page, upstream, "saved translator chat")
+    expect(page.locator("#history")).to_contain_text("saved translator chat")
+    page = open_page(after=page)
+    history = page.locator("#history")
+    expect(history).to_contain_text("saved translator chat")
+    expect(page.locator("#persona-card")).to_contain_text("Lab Cat")  # a fresh page starts with the default
+    history.get_by_text("saved translator chat").click()
+    expect(page.locator('#chatbot [data-testid="user"]')).to_contain_text("saved translator chat")
+    expect(page.locator("#persona-card")).to_contain_text("Translator")
+    chat(page, upstream, "follow up")
+    messages = upstream.calls[-1].body["messages"]
+    assert messages[0]["content"] == PERSONAS.by_id["translator"].prompt("en")
+    assert any(m["content"] == "saved translator chat" for m in messages)
+
+
+def test_export_downloads_markdown(open_page, upstream, tmp_path):
+    page = open_page()
+    chat(page, upstream, "export this | a | table |")
+    with page.expect_download() as info:
+        page.locator("#export").click()
+    path = tmp_path / "chat.md"
+    info.value.save_as(path)
+    text = path.read_text()
+    assert "**You:**" in text and "export this" in text and "**Assistant:**" in text
+
+
+def test_prices_stay_text_and_formulas_render(open_page, upstream):
+    page = open_page()
+    chat(page, upstream, "costs $5 and $10, area $$x^2$$")
+    bot = page.locator(BOT).last
+    expect(bot).to_contain_text("$5 and $10")
+    expect(bot.locator(".katex").first).to_be_visible()

@@ -97,3 +97,34 @@ def build_messages(persona: Persona, history: list[Mapping[str, Any]], message: 
     for shot in persona.few_shot:
         messages += [{"role": "user", "content": shot.user}, {"role": "assistant", "content": shot.assistant}]
     return messages + turns([*current_segment(history, persona.id), {"role": "user", "content": message}])
+
+
+def estimate_tokens(message: KimiMessage) -> int:
+    """A fast, deliberately high guess of a message's tokens, with no network call.
+
+    Moonshot's exact count is an HTTP round trip (/tokenizers/estimate-token-count),
+    too slow for every message. Its BPE tokenizer spends about one token on 1.5-2 CJK
+    characters and on 4 Latin ones; counting one per CJK (non-ASCII) character and one
+    per 3 ASCII characters overestimates both, so trimming happens before Kimi refuses.
+    """
+    text = message["content"]
+    wide = sum(1 for ch in text if ord(ch) > 0x7F)
+    return 4 + wide + (len(text) - wide) // 3
+
+
+def fit_to_context(messages: list[KimiMessage], keep_head: int, budget: int) -> list[KimiMessage]:
+    """Drop the oldest turns until ``messages`` fits ``budget`` tokens.
+
+    The first ``keep_head`` messages (system prompt, few-shot) and the last one (the
+    new question) always stay; turns go oldest first, a question with its answer.
+    """
+    head, body, last = messages[:keep_head], messages[keep_head:-1], messages[-1:]
+    fixed = sum(map(estimate_tokens, head + last))
+    sizes = [estimate_tokens(m) for m in body]
+    total, start = fixed + sum(sizes), 0
+    while total > budget and start < len(body):
+        total -= sizes[start]
+        start += 1
+    while start < len(body) and body[start]["role"] != "user":  # never open on an answer
+        start += 1
+    return head + body[start:] + last

@@ -1,14 +1,20 @@
-"""What went wrong with a reply, told plainly to the visitor and in one line to the log.
+"""What went wrong with a reply: told plainly to the visitor, in one line to the log,
+and whether it is worth another try.
 
-Built on the openai SDK's typed errors; Moonshot's error ``type`` (in the body) tells
-apart cases that share a status code, such as an overloaded engine and an empty wallet.
+Built on the openai SDK's typed errors. Moonshot's error ``type`` in the body tells
+apart cases that share a status: a 429 may be an overloaded engine (retry soon), the
+account's concurrency/RPM limit (wait as told: "try again after N seconds", since no
+``Retry-After`` header is sent) or an empty wallet (do not retry; tell the owner).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import re
 from dataclasses import dataclass
 
+import httpx
 from openai import APIConnectionError, APIStatusError, APITimeoutError
 
 from .i18n import Lang, t
@@ -16,35 +22,78 @@ from .kimi import StreamBroken
 
 log = logging.getLogger("kimichat.failures")
 
+RETRYABLE = {"busy", "server_error", "connection"}
+MAX_TOLD_WAIT = 10.0  # seconds; a longer "try again after" is passed on to the visitor instead
+
+
+class FirstTokenTimeout(Exception):
+    """Kimi accepted the request but sent nothing readable in time."""
+
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed reply: ``kind`` for the log, ``status`` if HTTP gave one."""
+    """One failed attempt: ``kind`` for the log and the message, ``wait`` as Kimi told it."""
 
     kind: str
     status: int | None = None
     detail: str = ""
+    wait: float | None = None
+
+    def retry_delay(self, attempt: int) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None: do not retry."""
+        if self.kind == "rate_limited" and self.wait is not None and self.wait <= MAX_TOLD_WAIT:
+            return self.wait
+        if self.kind in RETRYABLE:
+            return min(8.0, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+        return None
 
     def message(self, lang: Lang, settings_url: str) -> str:
         """The sentence the visitor reads: no traceback, no key, no upstream text."""
         where = t("no_key_where", lang, url=settings_url) if settings_url else ""
-        if self.kind == "no_key":
-            return t("no_key", lang, where=where)
-        if self.kind == "auth":
-            return t("key_rejected", lang, where=where)
+        if self.kind in {"busy", "rate_limited", "server_error", "connection"}:
+            return t("busy", lang, seconds=int(self.wait or 10))
+        if self.kind in {"no_key", "auth", "no_balance"}:
+            return t(self.kind, lang, where=where)
+        if self.kind in {"content_filter", "context_too_long", "model_not_found", "timeout", "stream_broken"}:
+            return t(self.kind, lang)
         return t("upstream_failed", lang, reason=self.detail or self.kind)
 
 
+def _told_wait(message: str) -> float | None:
+    match = re.search(r"after (\d+(?:\.\d+)?) ?s", message)
+    return float(match[1]) if match else None
+
+
 def classify(exc: BaseException) -> Failure:
-    """Map an exception from the Kimi call to a ``Failure``."""
+    """Map an exception from a Kimi call to a ``Failure``."""
     if isinstance(exc, APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-        kind = {401: "auth", 403: "no_balance", 429: "busy"}.get(exc.status_code, "upstream_error")
-        return Failure(kind, exc.status_code, str(error.get("type") or f"HTTP {exc.status_code}"))
-    if isinstance(exc, APITimeoutError):
+        error = body.get("error", body)
+        error = error if isinstance(error, dict) else {}
+        kind_of_error, text = str(error.get("type") or ""), str(error.get("message") or "")
+        status = exc.status_code
+        if status == 401:
+            kind = "auth"
+        elif status == 403 or kind_of_error == "exceeded_current_quota_error":
+            kind = "no_balance"
+        elif kind_of_error == "rate_limit_reached_error":
+            kind = "rate_limited"
+        elif status == 429:
+            kind = "busy"
+        elif kind_of_error == "content_filter" or "high risk" in text:
+            kind = "content_filter"
+        elif "token limit" in text:
+            kind = "context_too_long"
+        elif status == 404:
+            kind = "model_not_found"
+        elif status >= 500:
+            kind = "server_error"
+        else:
+            kind = "bad_request"
+        return Failure(kind, status, kind_of_error or f"HTTP {status}", _told_wait(text))
+    if isinstance(exc, (FirstTokenTimeout, APITimeoutError, httpx.TimeoutException)):
         return Failure("timeout", detail="timeout")
-    if isinstance(exc, APIConnectionError):
+    if isinstance(exc, (APIConnectionError, httpx.TransportError)):
         return Failure("connection", detail="connection error")
     if isinstance(exc, StreamBroken):
         return Failure("stream_broken", detail=str(exc))

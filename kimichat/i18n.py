@@ -36,12 +36,68 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "secret{where}（在 platform.moonshot.cn 或海外的 platform.moonshot.ai 获取密钥，然后重启 Space）。",
     },
     "no_key_where": {"en": " in the Space settings: {url}", "zh": "，位置在 Space 设置页：{url}"},
-    "key_rejected": {
+    "auth": {
         "en": "Kimi rejected the Space's API key. The owner should check the "
         "`MOONSHOT_API_KEY` secret, and that `MOONSHOT_BASE_URL` matches the platform "
         "that issued the key (.cn or .ai){where}.",
         "zh": "Kimi 拒绝了这个 Space 的 API 密钥。请所有者检查 `MOONSHOT_API_KEY`，"
         "并确认 `MOONSHOT_BASE_URL` 与签发密钥的平台（.cn 或 .ai）一致{where}。",
+    },
+    "no_balance": {
+        "en": "Kimi refused: the Space's Kimi account is out of balance or quota. The owner "
+        "can top it up at the Moonshot platform{where}.",
+        "zh": "Kimi 拒绝了请求：这个 Space 的 Kimi 账户余额或额度不足。请所有者在 Moonshot 开放平台充值{where}。",
+    },
+    "busy": {
+        "en": "Kimi is busy right now. Please try again in {seconds} s.",
+        "zh": "Kimi 现在很忙，请 {seconds} 秒后再试。",
+    },
+    "retrying": {"en": "Kimi is busy; trying again…", "zh": "Kimi 正忙，正在重试…"},
+    "waiting": {
+        "en": "Many people are chatting right now; your reply starts as soon as a slot frees up…",
+        "zh": "现在聊天的人很多，空出位置后马上开始回复…",
+    },
+    "content_filter": {
+        "en": "Kimi declined to answer this: it was flagged as high-risk content.",
+        "zh": "Kimi 拒绝回答：内容被判定为高风险。",
+    },
+    "context_too_long": {
+        "en": "This conversation is too long for the model, even after dropping older turns. Start a new chat.",
+        "zh": "即使删去较早的对话，内容仍超出模型的上下文长度。请开始新对话。",
+    },
+    "model_not_found": {
+        "en": "That model is not available to this Space's key. Pick another one in Settings.",
+        "zh": "这个 Space 的密钥无法使用该模型，请在设置里换一个。",
+    },
+    "timeout": {
+        "en": "Kimi took too long to answer. Please try again.",
+        "zh": "Kimi 响应超时，请重试。",
+    },
+    "stream_broken": {
+        "en": "Kimi's reply could not be read. Please try again.",
+        "zh": "无法读取 Kimi 的回复，请重试。",
+    },
+    "filtered": {
+        "en": "Kimi stopped here: the rest was filtered as high-risk content.",
+        "zh": "Kimi 在此停止：后续内容被判定为高风险而过滤。",
+    },
+    "too_long": {
+        "en": "That message is {length} characters; the limit here is {limit}. Please shorten it.",
+        "zh": "这条消息有 {length} 个字符，上限是 {limit}，请缩短后再发。",
+    },
+    "too_many_turns": {
+        "en": "This conversation reached {limit} messages. Start a new chat to continue.",
+        "zh": "本对话已达 {limit} 条消息上限，请开始新对话继续。",
+    },
+    "rate_limited": {
+        "en": "You are sending messages faster than this Space allows. Please wait {seconds} s.",
+        "zh": "发送太频繁了，请 {seconds} 秒后再试。",
+    },
+    "visitor_key": {"en": "Your own Moonshot API key (optional)", "zh": "你自己的 Moonshot API 密钥（可选）"},
+    "visitor_key_info": {
+        "en": "Used for your own messages only and never stored. It must come from the same "
+        "Moonshot platform (.cn or .ai) as this Space.",
+        "zh": "仅用于你自己的消息，不会被保存。需来自与本 Space 相同的 Moonshot 平台（.cn 或 .ai）。",
     },
     "upstream_failed": {
         "en": "Kimi could not answer this time ({reason}). Please try again.",

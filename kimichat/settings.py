@@ -16,6 +16,14 @@ CHINA_BASE_URL = "https://api.moonshot.cn/v1"
 GLOBAL_BASE_URL = "https://api.moonshot.ai/v1"
 
 
+def _parse_bool(raw: str) -> bool:
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
 class SettingsError(ValueError):
     """A setting has a value the app cannot use; the message names the variable."""
 
@@ -33,6 +41,15 @@ class Settings:
     max_retries: int = field(default=2, metadata={"env": "KIMI_MAX_RETRIES"})
     connect_timeout: float = field(default=10.0, metadata={"env": "KIMI_CONNECT_TIMEOUT"})
     idle_timeout: float = field(default=60.0, metadata={"env": "KIMI_IDLE_TIMEOUT"})
+    first_token_timeout: float = field(default=90.0, metadata={"env": "KIMI_FIRST_TOKEN_TIMEOUT"})
+    max_message_chars: int = field(default=20000, metadata={"env": "MAX_MESSAGE_CHARS"})
+    max_turns: int = field(default=100, metadata={"env": "MAX_TURNS"})
+    rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
+    rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})
+    rate_limit_storage_url: str = field(default="memory://", metadata={"env": "RATE_LIMIT_STORAGE_URL"})
+    trust_forwarded_for: bool | None = field(default=None, metadata={"env": "TRUST_FORWARDED_FOR", "kind": bool})
+    upstream_concurrency: int = field(default=50, metadata={"env": "UPSTREAM_CONCURRENCY"})
+    allow_visitor_keys: bool = field(default=True, metadata={"env": "ALLOW_VISITOR_KEYS"})
     models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS"})
     models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT"})
     chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY"})
@@ -49,15 +66,20 @@ class Settings:
             raw = environ.get(f.metadata["env"], "").strip()
             if not raw:
                 continue
-            kind = type(f.default)
+            kind = f.metadata.get("kind", type(f.default))
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise SettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
         settings = cls(**values)  # type: ignore[arg-type]
         if not settings.base_url.startswith(("http://", "https://")):
             raise SettingsError(f"MOONSHOT_BASE_URL must start with https:// (got {settings.base_url!r})")
         return settings
+
+    @property
+    def behind_proxy(self) -> bool:
+        """Trust ``x-forwarded-for``: on a Space by default, elsewhere when told to."""
+        return self.trust_forwarded_for if self.trust_forwarded_for is not None else bool(self.space_id)
 
     @property
     def has_key(self) -> bool:

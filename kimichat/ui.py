@@ -13,8 +13,9 @@ from typing import Any
 
 import gradio as gr
 
-from .chat import ChatService, Update
+from .chat import ChatService, Update, Visitor
 from .conversation import conversation_persona, persona_tag
+from .guard import Guard, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .kimi import make_client
 from .models import ModelCatalog
@@ -135,7 +136,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options())``."""
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
-    service = ChatService(settings, personas, catalog, client)
+    service = ChatService(settings, personas, catalog, client, Guard(settings))
     views = PersonaViews(settings, personas, catalog)
     first = personas.first
 
@@ -164,6 +165,16 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             temperature = gr.Slider(
                 0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **views.temperature(first, "")
             )
+            # Sent with each message and used for that request only; never stored or returned.
+            visitor_key = gr.Textbox(
+                "",
+                type="password",
+                label=LABELS("visitor_key"),
+                info=LABELS("visitor_key_info"),
+                placeholder="sk-...",
+                visible=settings.allow_visitor_keys,
+                elem_id="visitor-key",
+            )
         usage = gr.Markdown(render=False, elem_id="usage")
 
         async def respond(
@@ -172,10 +183,16 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             persona_id: str,
             model_id: str,
             temp: float,
+            own_key: str,
             request: gr.Request,
         ):
             lang = lang_of(request)
-            async for update in service.reply(message, history, persona_id, model_id or None, temp, lang):
+            host = request.client.host if request.client else None
+            visitor = Visitor(
+                visitor_ids(request.headers, host, request.session_hash, settings.behind_proxy),
+                (own_key or "").strip() if settings.allow_visitor_keys else "",
+            )
+            async for update in service.reply(message, history, persona_id, model_id or None, temp, lang, visitor):
                 yield update.messages, (usage_line(update, lang) if update.usage else gr.skip())
 
         chat = gr.ChatInterface(
@@ -200,7 +217,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 scale=7,
                 elem_id="message",
             ),
-            additional_inputs=[picker, model_picker, temperature],
+            additional_inputs=[picker, model_picker, temperature, visitor_key],
             additional_outputs=[usage],
             editable=True,
             save_history=True,

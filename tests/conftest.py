@@ -19,6 +19,7 @@ from kimi_server import KimiServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-local-MARKER-7f3a9c"  # unique, so a leak anywhere is found by search
+NO_RATE_LIMITS = {"RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_HOUR": "0"}  # every test client is 127.0.0.1
 
 
 @dataclass
@@ -94,7 +95,8 @@ def upstream(kimi: KimiServer) -> KimiServer:
 
 @pytest.fixture(scope="session")
 def app(kimi: KimiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    running = launch_app(tmp_path_factory.mktemp("app"), {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url})
+    env = {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url, **NO_RATE_LIMITS}
+    running = launch_app(tmp_path_factory.mktemp("app"), env)
     yield running
     running.stop()
 

@@ -88,12 +88,14 @@ def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
     """The process's one Kimi client (or one for a visitor's own key, for one request).
 
     Its connection pool is shared by every reply, so it is sized for the chat
-    concurrency; ``read`` is the longest silence allowed inside a stream.
+    concurrency; ``read`` is the longest silence allowed inside a stream. The SDK's own
+    retries are off: they treat every 429 alike, while Moonshot's 429 may mean "busy"
+    (retry), "wait N seconds" or "out of money" (never retry); failures.py decides.
     """
     return AsyncOpenAI(
         api_key=api_key or settings.api_key,
         base_url=settings.base_url,
-        max_retries=settings.max_retries,
+        max_retries=0,
         timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
         http_client=DefaultAsyncHttpxClient(
             limits=httpx.Limits(max_connections=settings.chat_concurrency + 10, max_keepalive_connections=50),

@@ -11,6 +11,7 @@ message, so concurrent tests do not step on each other:
     [[delay:S]]          S seconds between tokens; [[first:S]] before the first one
     [[drop:N]]           close the connection after N content tokens, without [DONE]
     [[length]]           finish with finish_reason "length"
+    [[filter]]           finish with finish_reason "content_filter" after a few tokens
     [[malformed]]        send a data line that is not JSON after a few tokens
     [[empty]]            send chunks with an empty choices list along the way
     [[hang]]             send headers, then nothing
@@ -108,6 +109,7 @@ class KimiServer:
     """The server's state; tests read ``calls`` and set the knobs."""
 
     api_key: str = "sk-test-local"
+    extra_keys: set[str] = field(default_factory=set)  # visitors' own keys the server accepts
     tokens: int = 8
     token_delay: float = 0.0
     first_delay: float = 0.0
@@ -129,6 +131,7 @@ class KimiServer:
         self.fail_next.clear()
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
         self.max_open_streams = 0
+        self.extra_keys.clear()
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -141,7 +144,8 @@ class KimiServer:
         )
 
     def _authorized(self, request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+        given = request.headers.get("authorization", "")
+        return given in {f"Bearer {key}" for key in {self.api_key, *self.extra_keys}}
 
     async def _models(self, request: Request) -> JSONResponse:
         if not self._authorized(request):
@@ -168,6 +172,13 @@ class KimiServer:
             return error(404)
         if not body.get("stream"):
             return error(400, message="this test server only streams")
+        context = next(m["context_length"] for m in self.models if m["id"] == body["model"])
+        requested = count_tokens(body["messages"]) + int(body.get("max_tokens") or 0)
+        if requested > context:
+            return error(
+                400,
+                message=f"Invalid request: Your request exceeded model token limit: {context} (requested: {requested})",
+            )
         return StreamingResponse(self._stream(call, directives), media_type="text/event-stream")
 
     async def _stream(self, call: Call, d: dict[str, str]):
@@ -200,6 +211,8 @@ class KimiServer:
             for n, token in enumerate(answer):
                 if "drop" in d and n == int(d["drop"]):
                     return
+                if "filter" in d and n == 3:
+                    break
                 if "malformed" in d and n == 3:
                     yield b"data: {not json\n\n"
                 if "empty" in d and n % 2:
@@ -213,7 +226,8 @@ class KimiServer:
                 "total_tokens": prompt + len(answer),
                 "cached_tokens": 0,
             }
-            yield chunk({}, "length" if "length" in d else "stop", usage=usage)
+            finish = "length" if "length" in d else "content_filter" if "filter" in d else "stop"
+            yield chunk({}, finish, usage=usage)
             yield b"data: [DONE]\n\n"
             call.completed = True
         finally:
@@ -251,6 +265,11 @@ def error(status: int, kind: str | None = None, message: str | None = None) -> J
     return JSONResponse(
         {"error": {"type": kind or default_kind, "message": message or default_message}}, status_code=status
     )
+
+
+def count_tokens(messages: list[dict[str, Any]]) -> int:
+    """The server's token count: stricter than the app's local estimate, like the real one can be."""
+    return sum(len(str(m.get("content", ""))) // 2 + 8 for m in messages)
 
 
 def parse_directives(text: str) -> list[tuple[str, str]]:

@@ -1,0 +1,182 @@
+"""The running app under abuse: rate limits (memory and Redis), visitor keys, isolation, leaks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from conftest import KEY, answer_of, launch_app, notes_of, wait_for
+from kimi_server import free_port
+
+VISITOR_KEY = "sk-test-visitor-MARKER-91c2"
+
+
+def chat(client, text: str, own_key: str = "", persona: str = "assistant"):
+    return client.predict(text, persona, "", 0.6, own_key, api_name="/chat")
+
+
+@pytest.fixture(scope="module")
+def limited_app(kimi, tmp_path_factory):
+    env = {
+        "MOONSHOT_API_KEY": KEY,
+        "MOONSHOT_BASE_URL": kimi.base_url,
+        "RATE_LIMIT_PER_MINUTE": "3",
+        "TRUST_FORWARDED_FOR": "true",
+    }
+    running = launch_app(tmp_path_factory.mktemp("limited"), env)
+    yield running
+    running.stop()
+
+
+def test_per_visitor_rate_limit_by_forwarded_address(limited_app, upstream):
+    alice = [limited_app.client(**{"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}) for _ in range(2)]
+    for i in range(3):
+        assert answer_of(chat(alice[i % 2], f"alice {i}")[0]).startswith("Echo")
+    refused = chat(alice[1], "alice 3")[0]  # a new session does not reset the address's count
+    assert "faster than this Space allows" in notes_of(refused)
+    assert [c.last_user for c in upstream.calls] == ["alice 0", "alice 1", "alice 2"]
+    bob = limited_app.client(**{"X-Forwarded-For": "198.51.100.4"})
+    assert answer_of(chat(bob, "bob 0")[0]).startswith("Echo")
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is missing: apt-get install -y redis-server (see .ci/run)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    assert wait_for(
+        lambda: (
+            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip()
+            == "PONG"
+        ),
+        10,
+    )
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+
+
+def test_replicas_share_rate_limits_through_redis(kimi, upstream, redis_url, tmp_path):
+    env = {
+        "MOONSHOT_API_KEY": KEY,
+        "MOONSHOT_BASE_URL": kimi.base_url,
+        "RATE_LIMIT_PER_MINUTE": "3",
+        "TRUST_FORWARDED_FOR": "true",
+        "RATE_LIMIT_STORAGE_URL": redis_url,
+    }
+    replicas = [launch_app(tmp_path, env), launch_app(tmp_path, env)]
+    try:
+        visitor = {"X-Forwarded-For": "192.0.2.99"}
+        first, second = (r.client(**visitor) for r in replicas)
+        for i, client in enumerate([first, second, first]):
+            assert answer_of(chat(client, f"hop {i}")[0]).startswith("Echo")
+        assert "faster than this Space allows" in notes_of(chat(second, "hop 3")[0])
+        assert len(upstream.calls) == 3
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_visitor_key_lives_for_one_request(app, upstream):
+    upstream.extra_keys.add(VISITOR_KEY)
+    visitor = app.client()
+    messages, usage = chat(visitor, "with my key", own_key=VISITOR_KEY)
+    assert answer_of(messages).startswith("Echo")
+    assert upstream.calls[-1].authorization == f"Bearer {VISITOR_KEY}"
+    # the next message without the key, even in the same session, uses the Space's key again
+    chat(visitor, "without it")
+    assert upstream.calls[-1].authorization == f"Bearer {KEY}"
+    # and another visitor never gets it
+    chat(app.client(), "someone else")
+    assert upstream.calls[-1].authorization == f"Bearer {KEY}"
+    assert VISITOR_KEY not in str(messages) + usage
+    for path in ["", "config", "gradio_api/info"]:
+        assert VISITOR_KEY not in httpx.get(app.url + path).text
+    assert VISITOR_KEY not in app.log()
+
+
+def test_a_rejected_visitor_key_is_not_echoed(app, upstream):
+    messages, _ = chat(app.client(), "bad key", own_key="sk-test-not-accepted-123")
+    assert "rejected" in notes_of(messages) and "sk-test-not-accepted-123" not in str(messages)
+    assert "sk-test-not-accepted-123" not in app.log()
+
+
+def test_concurrent_visitors_never_see_each_other(app, upstream):
+    upstream.token_delay = 0.02
+    clients = [app.client() for _ in range(12)]
+
+    def converse(index: int) -> list:
+        chat(clients[index], f"marker-{index}-first")
+        return chat(clients[index], f"marker-{index}-second")[0]
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(converse, range(12)))
+    for index, messages in enumerate(results):
+        seen = str(messages)
+        assert f"marker-{index}-second" in seen
+        assert all(f"marker-{other}-" not in seen for other in range(12) if other != index)
+    for call in upstream.calls:
+        owners = {i for i in range(12) if f"marker-{i}-" in str(call.body["messages"])}
+        assert len(owners) == 1
+
+
+def test_no_key_anywhere_after_faults(app, upstream):
+    for fault in ["[[status:401]]", "[[status:500]]", "[[drop:2]]", "[[malformed]]"]:
+        chat(app.client(), f"fault {fault}")
+    assert KEY not in app.log() and "Traceback" not in app.log()
+    for path in ["", "config", "gradio_api/info", "gradio_api/openapi.json"]:
+        response = httpx.get(app.url + path)
+        assert KEY not in response.text
+
+
+def test_base_url_cannot_come_from_a_request(app, upstream):
+    info = httpx.get(app.url + "gradio_api/info").json()
+    params = {p["parameter_name"] for p in info["named_endpoints"]["/chat"]["parameters"]}
+    assert params == {"message", "persona_id", "model_id", "temp", "own_key"}
+    chat(app.client(**{"X-Base-URL": "http://192.0.2.1/v1", "Host": "evil.example"}), "where to?")
+    assert upstream.calls[-1].url.startswith(upstream.base_url)
+
+
+def test_soak_200_chats_50_clients_random_faults(app, upstream):
+    """200 chats from 50 clients with faults mixed in: each ends in a full reply or a clear note."""
+    import random
+
+    rng = random.Random(7)
+    faults = [
+        "",
+        "",
+        "",
+        "[[drop:3]]",
+        "[[status:429]]",
+        "[[status:500]]",
+        "[[malformed]]",
+        "[[length]]",
+        "[[status:429:exceeded_current_quota_error]]",
+        "[[empty]]",
+        "[[think]]",
+    ]
+    plan = [(i, rng.choice(faults)) for i in range(200)]
+    clients = [app.client() for _ in range(50)]
+
+    def one(item):
+        index, fault = item
+        messages, _ = chat(clients[index % 50], f"soak {index} {fault}")
+        return fault, messages
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, plan))
+    for fault, messages in results:
+        answer, notes = answer_of(messages), notes_of(messages)
+        assert answer.endswith(" t7") or notes, (fault, messages)
+        assert KEY not in str(messages)
+        if fault in ("", "[[empty]]", "[[think]]"):
+            assert answer.endswith(" t7") and not notes, (fault, messages)
+    assert KEY not in app.log() and "Traceback" not in app.log()
+    assert answer_of(chat(app.client(), "still there?")[0]).startswith("Echo: stil")

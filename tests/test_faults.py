@@ -1,0 +1,239 @@
+"""Upstream faults, bad input and limits, through ChatService against the local Kimi server.
+
+Every case goes over real HTTP to tests/kimi_server.py; nothing in the SDK is faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from conftest import KEY, ROOT, answer_of, notes_of
+from kimi_server import free_port
+
+from kimichat.chat import ChatService, Update, Visitor
+from kimichat.conversation import persona_tag
+from kimichat.guard import Guard
+from kimichat.kimi import make_client
+from kimichat.models import ModelCatalog
+from kimichat.personas import load_personas
+from kimichat.settings import Settings
+
+PERSONAS = load_personas(ROOT / "personas.yaml")
+
+
+def make_service(base_url: str, **overrides) -> ChatService:
+    values = {"api_key": KEY, "base_url": base_url, "rate_limit_per_minute": 0, "rate_limit_per_hour": 0}
+    settings = Settings(**{**values, **overrides})
+    client = make_client(settings) if settings.has_key else None
+    catalog = ModelCatalog(client, settings.default_model, 600, 5)
+    return ChatService(settings, PERSONAS, catalog, client, Guard(settings))
+
+
+async def run(
+    service: ChatService, message: str, history=(), persona="assistant", model=None, lang="en", visitor=None
+) -> list[Update]:
+    return [u async for u in service.reply(message, list(history), persona, model, None, lang, visitor)]
+
+
+@pytest.fixture
+def service(upstream):
+    return make_service(upstream.base_url)
+
+
+# -- upstream faults before the first token -------------------------------------------------
+
+
+async def test_overloaded_engine_is_retried_then_answers(service, upstream):
+    upstream.fail_next = ["[[status:429:engine_overloaded_error]]"]
+    updates = await run(service, "hi")
+    assert answer_of(updates[-1].messages).startswith("Echo: hi")
+    assert len(upstream.calls) == 2
+    assert any("trying again" in notes_of(u.messages) for u in updates)  # the visitor saw why it waits
+
+
+async def test_always_busy_gives_up_with_a_plain_sentence(service, upstream):
+    updates = await run(service, "hi [[status:429]]", lang="zh")
+    assert len(upstream.calls) == 1 + service.settings.max_retries
+    final = updates[-1].messages
+    assert notes_of(final).startswith("Kimi 现在很忙") and answer_of(final) == ""
+
+
+async def test_rate_limit_reached_waits_as_told(service, upstream):
+    upstream.fail_next = ["[[status:429:rate_limit_reached_error]]"]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    updates = await run(service, "hi")
+    assert loop.time() - start >= 0.9  # "please try again after 1 seconds"
+    assert answer_of(updates[-1].messages).startswith("Echo: hi")
+
+
+@pytest.mark.parametrize("fault", ["[[status:429:exceeded_current_quota_error]]", "[[status:403]]"])
+async def test_out_of_balance_is_not_retried_and_tells_the_owner(service, upstream, fault):
+    updates = await run(service, f"hi {fault}")
+    assert len(upstream.calls) == 1
+    assert "out of balance" in notes_of(updates[-1].messages)
+
+
+async def test_server_errors_are_retried(service, upstream):
+    upstream.fail_next = ["[[status:500]]", "[[status:500]]"]
+    updates = await run(service, "hi")
+    assert answer_of(updates[-1].messages).startswith("Echo: hi") and len(upstream.calls) == 3
+
+
+async def test_unreachable_upstream_is_a_plain_sentence():
+    service = make_service(f"http://127.0.0.1:{free_port()}/v1", max_retries=1)
+    updates = await run(service, "hi")
+    assert "busy" in notes_of(updates[-1].messages)
+
+
+async def test_rejected_key_names_the_secret_and_shows_no_key(upstream):
+    service = make_service(upstream.base_url, api_key="sk-test-revoked", space_id="me/space")
+    text = notes_of((await run(service, "hi"))[-1].messages)
+    assert "MOONSHOT_API_KEY" in text and "https://huggingface.co/spaces/me/space/settings" in text
+    assert "sk-test-revoked" not in text and len(upstream.calls) == 1
+
+
+async def test_content_filter_error_is_explained(service, upstream):
+    updates = await run(service, "hi [[status:400:content_filter]]")
+    assert "high-risk" in notes_of(updates[-1].messages) and len(upstream.calls) == 1
+
+
+# -- faults after text has streamed ------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["[[drop:4]]", "[[malformed]]"])
+async def test_partial_reply_is_kept_with_a_note_and_never_retried(service, upstream, fault):
+    updates = await run(service, f"abcd {fault}")
+    final = updates[-1].messages
+    assert answer_of(final).startswith("Echo: ") and "cut off" in notes_of(final)
+    assert len(upstream.calls) == 1
+
+
+async def test_empty_choices_are_harmless(service, upstream):
+    final = (await run(service, "x [[empty]]"))[-1].messages
+    assert answer_of(final).endswith(" t7") and notes_of(final) == ""
+
+
+@pytest.mark.parametrize(("fault", "says"), [("[[length]]", "length limit"), ("[[filter]]", "filtered")])
+async def test_unusual_finish_reasons_get_a_note(service, upstream, fault, says):
+    final = (await run(service, f"x {fault}"))[-1].messages
+    assert says in notes_of(final) and answer_of(final)
+
+
+async def test_first_token_timeout_does_not_hang(upstream):
+    service = make_service(upstream.base_url, first_token_timeout=1.0, idle_timeout=30.0, max_retries=0)
+    updates = await asyncio.wait_for(run(service, "x [[first:20]]"), 10)
+    assert "too long" in notes_of(updates[-1].messages)
+    assert await _eventually(lambda: upstream.calls[-1].disconnected)
+
+
+async def test_idle_timeout_between_chunks_keeps_the_partial(upstream):
+    service = make_service(upstream.base_url, first_token_timeout=30.0, idle_timeout=1.0, max_retries=0)
+    updates = await asyncio.wait_for(run(service, "x [[delay:5]]"), 15)
+    final = updates[-1].messages
+    assert answer_of(final).startswith("Echo") and "cut off" in notes_of(final)
+
+
+async def test_failures_are_logged_on_one_line_without_content(service, upstream, caplog):
+    with caplog.at_level(logging.WARNING, logger="kimichat"):
+        await run(service, "private words [[status:429:exceeded_current_quota_error]]", persona="translator")
+    lines = [r.getMessage() for r in caplog.records if r.name == "kimichat.failures"]
+    assert lines == [
+        "reply failed kind=no_balance persona=translator model=kimi-k2.5 status=429 detail=exceeded_current_quota_error"
+    ]
+    assert "private words" not in caplog.text and KEY not in caplog.text
+
+
+# -- context and input ----------------------------------------------------------------------
+
+
+def long_history(turns: int, size: int, persona: str = "assistant") -> list[dict]:
+    history = []
+    for i in range(turns):
+        history += [
+            {"role": "user", "content": f"question {i} " + "q" * size},
+            {"role": "assistant", "content": f"answer {i} " + "a" * size, "metadata": persona_tag(persona)},
+        ]
+    return history
+
+
+async def test_history_is_trimmed_oldest_first_to_fit_the_context(service, upstream):
+    await run(service, "newest", long_history(12, 1500), model="moonshot-v1-8k")
+    messages = upstream.calls[-1].body["messages"]
+    assert messages[0]["role"] == "system" and messages[-1] == {"role": "user", "content": "newest"}
+    assert messages[1]["role"] == "user"
+    kept = [int(m["content"].split()[1]) for m in messages[1:-1] if m["role"] == "user"]
+    assert kept and kept == list(range(12 - len(kept), 12))  # the newest turns, in order
+    assert upstream.calls[-1].completed
+
+
+async def test_context_refusal_trims_harder_and_retries_once(service, upstream):
+    # fits the app's estimate but not the (stricter) server count: Kimi says 400, the app trims again
+    await run(service, "newest", long_history(6, 2200), model="moonshot-v1-8k")
+    assert len(upstream.calls) == 2 and not upstream.calls[0].completed and upstream.calls[1].completed
+    assert len(upstream.calls[1].body["messages"]) < len(upstream.calls[0].body["messages"])
+
+
+async def test_message_length_and_turn_limits(upstream):
+    service = make_service(upstream.base_url, max_message_chars=50, max_turns=2)
+    too_long = (await run(service, "x" * 51))[-1].messages
+    assert "51 characters" in notes_of(too_long) and "50" in notes_of(too_long)
+    turns = (await run(service, "third", long_history(2, 5)))[-1].messages
+    assert "2 messages" in notes_of(turns)
+    assert upstream.calls == []
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t "])
+async def test_blank_messages_are_not_sent(service, upstream, blank):
+    assert "Type a message" in notes_of((await run(service, blank))[-1].messages)
+    assert upstream.calls == []
+
+
+async def test_any_unicode_passes_through_intact(service, upstream):
+    text = "中文 👨‍👩‍👧 مرحبا\u200b\u200d\u202e x\x01\x7f\ttab 𝔘𝔫𝔦"
+    final = (await run(service, text))[-1].messages
+    assert upstream.calls[-1].last_user == text
+    assert "".join(text.split()) in "".join(answer_of(final).split())
+
+
+# -- global cap and visitor keys ---------------------------------------------------------
+
+
+async def test_upstream_cap_queues_politely(upstream):
+    upstream.token_delay = 0.05
+    service = make_service(upstream.base_url, upstream_concurrency=2)
+    results = await asyncio.gather(*(run(service, f"user {i}") for i in range(6)))
+    assert upstream.max_open_streams == 2
+    assert all(answer_of(r[-1].messages).endswith(" t7") for r in results)
+    assert sum(any("slot frees up" in notes_of(u.messages) for u in r) for r in results) >= 3
+
+
+async def test_visitor_key_is_used_for_that_visitor_only(service, upstream):
+    upstream.extra_keys.add("sk-test-visitor-a")
+    mine, theirs = await asyncio.gather(
+        run(service, "from a", visitor=Visitor(["ip:a"], "sk-test-visitor-a")),
+        run(service, "from b", visitor=Visitor(["ip:b"])),
+    )
+    by_message = {c.last_user: c.authorization for c in upstream.calls}
+    assert by_message == {"from a": "Bearer sk-test-visitor-a", "from b": f"Bearer {KEY}"}
+    assert "sk-test-visitor-a" not in repr(Visitor(["ip:a"], "sk-test-visitor-a"))
+    assert all("sk-test-visitor" not in str(u) for u in mine + theirs)
+
+
+async def test_visitor_key_works_when_the_space_has_none(upstream):
+    upstream.extra_keys.add("sk-test-visitor-b")
+    service = make_service(upstream.base_url, api_key="")
+    final = (await run(service, "mine", visitor=Visitor(["ip:b"], "sk-test-visitor-b")))[-1].messages
+    assert answer_of(final).startswith("Echo: mine")
+
+
+async def _eventually(predicate, timeout: float = 10.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()

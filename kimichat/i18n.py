@@ -19,6 +19,7 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "model_default": {"en": "Persona default ({model})", "zh": "角色默认（{model}）"},
     "temperature": {"en": "Temperature", "zh": "温度"},
     "settings": {"en": "Settings", "zh": "设置"},
+    "duplicate": {"en": "Duplicate this Space to host your own", "zh": "复制此 Space，自己部署一份"},
     "placeholder": {"en": "Message the persona… (Enter to send)", "zh": "给角色发消息…（回车发送）"},
     "new_chat": {"en": "➕ New chat", "zh": "➕ 新对话"},
     "export": {"en": "⬇ Export (.md)", "zh": "⬇ 导出 (.md)"},
@@ -99,6 +100,28 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "Moonshot platform (.cn or .ai) as this Space.",
         "zh": "仅用于你自己的消息，不会被保存。需来自与本 Space 相同的 Moonshot 平台（.cn 或 .ai）。",
     },
+    "setup": {
+        "en": "### 🔑 One step left: add your Kimi API key\n"
+        "This Space has no `MOONSHOT_API_KEY` secret yet, so it cannot call Kimi.\n\n"
+        "1. Get a key: **platform.moonshot.cn** (China) or **platform.moonshot.ai** (international).\n"
+        "2. Open {settings} → *Variables and secrets* → *New secret*; name it `MOONSHOT_API_KEY` and paste the key.\n"
+        "3. Keys from platform.moonshot.ai also need the variable `MOONSHOT_BASE_URL` = `https://api.moonshot.ai/v1` "
+        "(the default, `https://api.moonshot.cn/v1`, is for platform.moonshot.cn keys): a key works only on "
+        "the platform that issued it.\n"
+        "4. Restart the Space.\n\n"
+        "💡 This Space is public: every visitor spends your balance. Set a spending limit on the key in the "
+        "Moonshot console. Visitors can still chat with their own key under Settings.",
+        "zh": "### 🔑 还差一步：添加 Kimi API 密钥\n"
+        "这个 Space 还没有 `MOONSHOT_API_KEY` secret，暂时无法调用 Kimi。\n\n"
+        "1. 获取密钥：**platform.moonshot.cn**（中国大陆）或 **platform.moonshot.ai**（海外）。\n"
+        "2. 打开 {settings} → *Variables and secrets* → *New secret*，名称填 `MOONSHOT_API_KEY`，值填密钥。\n"
+        "3. 来自 platform.moonshot.ai 的密钥还需设置变量 `MOONSHOT_BASE_URL` = `https://api.moonshot.ai/v1`"
+        "（默认的 `https://api.moonshot.cn/v1` 对应 platform.moonshot.cn 的密钥）：密钥只能在签发它的平台使用。\n"
+        "4. 重启 Space。\n\n"
+        "💡 这是公开的 Space：每位访客都在消耗你的余额。请在 Moonshot 控制台为密钥设置消费上限。"
+        "访客仍可在“设置”里填写自己的密钥来聊天。",
+    },
+    "settings_page": {"en": "the Space settings", "zh": "Space 设置页"},
     "upstream_failed": {
         "en": "Kimi could not answer this time ({reason}). Please try again.",
         "zh": "Kimi 这次没能回答（{reason}），请重试。",

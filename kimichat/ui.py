@@ -57,6 +57,13 @@ def greeting(persona: Persona, lang: Lang) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": text, "metadata": persona_tag(persona.id), "options": options}]
 
 
+def setup_panel(settings: Settings, lang: Lang) -> str:
+    """For an owner whose Space (often a fresh duplicate) has no key yet: how to add one."""
+    url = settings.settings_url
+    where = f"[{t('settings_page', lang)}]({url})" if url else t("settings_page", lang)
+    return t("setup", lang, settings=where)
+
+
 def persona_card(persona: Persona, lang: Lang) -> str:
     return f"### {persona.avatar} {persona.name.get(lang)}\n{persona.description.get(lang)}"
 
@@ -141,6 +148,9 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     first = personas.first
 
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
+        setup = gr.Markdown(setup_panel(settings, "en"), visible=not settings.has_key, elem_id="setup-panel")
+        if settings.space_id:
+            gr.DuplicateButton(LABELS("duplicate"), size="sm", elem_id="duplicate")
         with gr.Row(equal_height=True, elem_id="persona-row"):
             picker = gr.Dropdown(
                 choices=persona_choices(personas, "en"),
@@ -250,7 +260,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             return views.new_chat(service.persona(persona_id), lang_of(request))
 
         quiet = {"api_visibility": "undocumented", "queue": False}
-        demo.load(on_load, [picker], [picker, *fresh], **quiet)
+        demo.load(on_load, [picker], [setup, picker, *fresh], **quiet)
         # .input, not .change: restoring a conversation sets the picker without resetting the chat
         picker.input(start_new, [picker], fresh, **quiet)
         new_chat.click(start_new, [picker], fresh, **quiet)

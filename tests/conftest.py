@@ -47,8 +47,8 @@ class RunningApp:
 def launch_app(
     log_dir: Path, env: dict[str, str], args: list[str] | None = None, python: str = sys.executable, cwd: Path = ROOT
 ) -> RunningApp:
-    """Start ``python app.py`` on a free port and wait until it serves."""
-    port = free_port()
+    """Start ``python app.py`` (on a free port unless ``env`` names one) and wait until it serves."""
+    port = int(env.get("GRADIO_SERVER_PORT") or free_port())
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MOONSHOT_", "GRADIO_", "SPACE_"))}
     full_env.update(
         {

@@ -238,22 +238,26 @@ class KimiServer:
 
     def start(self, port: int = 0) -> KimiServer:
         """Serve in a background thread on 127.0.0.1 and return once it answers."""
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            self.app(), host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        threading.Thread(target=self._server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the local Kimi server did not start")
-            time.sleep(0.02)
+        self._server, self.port = serve_in_thread(self.app(), port)
         return self
 
     def stop(self) -> None:
         if self._server:
             self._server.should_exit = True
+
+
+def serve_in_thread(app: Starlette, port: int = 0) -> tuple[uvicorn.Server, int]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a daemon thread; returns once it is up."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("a local test server did not start")
+        time.sleep(0.02)
+    return server, port
 
 
 def error(status: int, kind: str | None = None, message: str | None = None) -> JSONResponse:

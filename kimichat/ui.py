@@ -203,7 +203,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 (own_key or "").strip() if settings.allow_visitor_keys else "",
             )
             async for update in service.reply(message, history, persona_id, model_id or None, temp, lang, visitor):
-                yield update.messages, (usage_line(update, lang) if update.usage else gr.skip())
+                # "" while streaming, not gr.skip(): Gradio 6.31 rebuilds a component for every skip()
+                yield update.messages, usage_line(update, lang)
 
         chat = gr.ChatInterface(
             respond,
@@ -246,8 +247,10 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         async def on_load(persona_id: str, request: gr.Request):
             await catalog.models()  # the first page load fetches the list; later ones reuse it
             lang = lang_of(request)
-            return gr.update(choices=persona_choices(personas, lang)), *views.new_chat(
-                service.persona(persona_id), lang
+            return (
+                setup_panel(settings, lang),
+                gr.update(choices=persona_choices(personas, lang)),
+                *views.new_chat(service.persona(persona_id), lang),
             )
 
         def on_restore(index: int, saved: list, request: gr.Request):

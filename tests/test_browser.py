@@ -113,7 +113,6 @@ def test_reply_grows_while_streaming_then_completes(open_page, upstream):
     assert len(seen) >= 4, seen  # at least three distinct states before the complete one
     assert seen[-1].endswith("t7")
     wait_idle(page)
-    page.screenshot(path=OUT / "desktop.png")
 
 
 def test_switching_persona_resets_chat_and_prompt(open_page, upstream):
@@ -215,7 +214,9 @@ def test_export_downloads_markdown(open_page, upstream, tmp_path):
 
 def test_prices_stay_text_and_formulas_render(open_page, upstream):
     page = open_page()
-    chat(page, upstream, "costs $5 and $10, area $$x^2$$")
+    chat(page, upstream, "Polish: the method costs $5 and $10, and the area is $$\\int_0^1 x^2\\,dx$$")
     bot = page.locator(BOT).last
     expect(bot).to_contain_text("$5 and $10")
     expect(bot.locator(".katex").first).to_be_visible()
+    page.wait_for_timeout(500)
+    page.screenshot(path=OUT / "desktop.png")

@@ -14,16 +14,36 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
 
-from .conversation import build_messages, current_segment, fit_to_context, persona_tag
+from .attachments import Attachments, kind_of
+from .conversation import (
+    TOKENS_PREFIX,
+    build_messages,
+    conversation_tokens,
+    current_segment,
+    fit_to_context,
+    persona_tag,
+    turns,
+)
 from .failures import Failure, FirstTokenTimeout, classify, log_failure
 from .guard import Guard
 from .i18n import Lang, t
-from .kimi import ChatRequest, Event, Finish, TextDelta, ThinkingDelta, Usage, make_client, stream_reply
+from .kimi import (
+    ChatRequest,
+    Event,
+    Finish,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+    make_client,
+    stream_reply,
+)
 from .models import ModelCatalog, ModelInfo
 from .personas import Persona, PersonaFile
 from .settings import Settings
@@ -68,7 +88,9 @@ class _Reply:
     thinking: str = ""
     thinking_started: float = 0.0
     thinking_seconds: float | None = None
+    steps: list[Message] = field(default_factory=list)  # reading a document, searching the web
     notes: list[str] = field(default_factory=list)
+    tokens: int = 0
 
     @property
     def started(self) -> bool:
@@ -88,8 +110,15 @@ class _Reply:
         if self.thinking and self.thinking_seconds is None:
             self.thinking_seconds = round(time.monotonic() - self.thinking_started, 1)
 
+    def step(self, title: str, done: bool = False) -> Message:
+        """Show a step (a titled, collapsed box) before the answer; returns it to update."""
+        shown: Message = {"role": "assistant", "content": "", "metadata": {"title": title}}
+        shown["metadata"]["status"] = "done" if done else "pending"
+        self.steps.append(shown)
+        return shown
+
     def messages(self) -> list[Message]:
-        out: list[Message] = []
+        out: list[Message] = list(self.steps)
         if self.thinking:
             metadata: dict[str, Any] = {"title": "💭 " + t("thinking", self.lang)}
             if self.thinking_seconds is None:
@@ -98,7 +127,10 @@ class _Reply:
                 metadata.update(status="done", duration=self.thinking_seconds)
             out.append({"role": "assistant", "content": self.thinking, "metadata": metadata})
         if self.text:
-            out.append({"role": "assistant", "content": self.text, "metadata": persona_tag(self.persona.id)})
+            metadata = persona_tag(self.persona.id)
+            if self.tokens:
+                metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
+            out.append({"role": "assistant", "content": self.text, "metadata": metadata})
         out += [note(text, self.lang) for text in self.notes]
         return out
 
@@ -134,6 +166,7 @@ class ChatService:
     catalog: ModelCatalog
     client: AsyncOpenAI | None
     guard: Guard
+    attachments: Attachments
 
     def persona(self, persona_id: str | None) -> Persona:
         """The persona by id; an unknown id (an old API script) gets the default one."""
@@ -141,7 +174,7 @@ class ChatService:
 
     async def reply(
         self,
-        message: str,
+        message: str | Mapping[str, Any],
         history: list[Mapping[str, Any]],
         persona_id: str | None,
         model_id: str | None = None,
@@ -149,58 +182,87 @@ class ChatService:
         lang: Lang = "en",
         visitor: Visitor | None = None,
     ) -> AsyncIterator[Update]:
-        """Stream the reply to ``message`` as chat updates; every failure becomes a note."""
+        """Stream the reply to ``message`` (text, or Gradio's {"text", "files"}) as chat updates.
+
+        Every refusal and failure becomes a note in the chat; nothing raises.
+        """
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
-        segment = current_segment(history, persona.id)
-        refusal = self.guard.check_input(message, sum(m.get("role") == "user" for m in segment))
-        if refusal is None and self.client is None and not visitor.api_key:
-            refusal_text = Failure("no_key").message(lang, self.settings.settings_url)
-        elif refusal is None:
-            refusal = await self.guard.check_rate(visitor.ids)
-            refusal_text = t(refusal.key, lang, **refusal.values) if refusal else ""
-        else:
-            refusal_text = t(refusal.key, lang, **refusal.values)
-        if refusal_text:
-            yield Update([note(refusal_text, lang)])
+        text, files = _split_message(message)
+        segment = [*current_segment(history, persona.id), _user_message(text, files)]
+        refusal = await self._refusal(persona, segment, text, files, visitor, lang)
+        if refusal:
+            yield Update([note(refusal, lang)])
             return
-
         own_client = make_client(self.settings, visitor.api_key) if visitor.api_key else None
+        client = own_client or self.client
+        assert client is not None
         try:
             model = await self.catalog.resolve(model_id or persona.model or self.settings.default_model)
+            all_files = [path for turn in turns(segment) for path in turn.files]
+            refusal = self.attachments.refusal(all_files, persona, model, lang)
+            if refusal:
+                yield Update([note(refusal, lang)])
+                return
+            reply = _Reply(persona, lang)
+            documents = [p for p in all_files if kind_of(p) == "document"]
+            if documents:
+                step = reply.step(t("reading", lang, names=", ".join(Path(p).name for p in documents)))
+                yield Update(reply.messages())
+            try:
+                ready = await self.attachments.prepare(client, all_files)
+            except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
+                failure = classify(exc)
+                log_failure(failure, persona.id, model.id)
+                yield Update([note(failure.message(lang, self.settings.settings_url), lang)])
+                return
+            if documents:
+                step["metadata"].update(
+                    title=t("read", lang, names=", ".join(Path(p).name for p in documents)), status="done"
+                )
             if self.guard.upstream_full:
-                yield Update([note(t("waiting", lang), lang)])
+                yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot():
-                async for update in self._answer(
-                    own_client or self.client,
-                    persona,
-                    model,
-                    build_messages(persona, segment, message, lang),
-                    temperature,
-                    lang,
-                ):
+                messages = build_messages(persona, segment, lang, ready)
+                async for update in self._answer(client, persona, model, messages, temperature, reply):
                     yield update
         finally:
             if own_client is not None:
                 await own_client.close()
 
+    async def _refusal(
+        self, persona: Persona, segment: list, text: str, files: list[str], visitor: Visitor, lang: Lang
+    ) -> str:
+        """Why this message will not be sent, in the visitor's words; "" if it will."""
+        refusal = self.guard.check_input(text or " ".join(files), sum(m.get("role") == "user" for m in segment) - 1)
+        if refusal:
+            return t(refusal.key, lang, **refusal.values)
+        if self.client is None and not visitor.api_key:
+            return Failure("no_key").message(lang, self.settings.settings_url)
+        budget = self.settings.conversation_token_budget
+        if budget and (used := conversation_tokens(segment)) >= budget:
+            return t("budget", lang, used=used, limit=budget)
+        refusal = await self.guard.check_rate(visitor.ids)
+        return t(refusal.key, lang, **refusal.values) if refusal else ""
+
     async def _answer(
         self,
-        client: AsyncOpenAI | None,
+        client: AsyncOpenAI,
         persona: Persona,
         model: ModelInfo,
-        messages: list,
+        messages: list[dict[str, Any]],
         temperature: float | None,
-        lang: Lang,
+        reply: _Reply,
     ) -> AsyncIterator[Update]:
-        """Try until text flows; once it does, never again (no text is shown twice)."""
-        assert client is not None
+        """Try until text flows, never after (no text is shown twice); run search rounds."""
+        lang = reply.lang
         max_tokens = min(persona.max_tokens or self.settings.max_reply_tokens, model.context_length // 4)
         budget = model.context_length - max_tokens
         head = 1 + 2 * len(persona.few_shot)
-        attempt, trimmed_harder = 0, False
+        attempt, trimmed_harder, searches = 0, False, 0
+        usage: Usage | None = None
+        search_step: Message | None = None
         while True:
-            reply = _Reply(persona, lang)
             request = ChatRequest(
                 model=model,
                 messages=fit_to_context(messages, head, budget),
@@ -208,14 +270,32 @@ class ChatService:
                 temperature=temperature if temperature is not None else persona.temperature,
                 top_p=persona.top_p,
                 thinking=persona.thinking,
+                web_search=persona.web_search,
             )
+            calls: dict[int, dict[str, Any]] = {}
             try:
-                async for update in self._stream(client, request, reply):
-                    yield update
-                return
+                async for update in self._stream(client, request, reply, calls):
+                    usage = _add(usage, update.usage)
+                    if search_step and reply.text:  # the search ran during this request; its answer flows
+                        search_step["metadata"].update(title=t("searched", lang, n=searches), status="done")
+                    if update.usage is None:
+                        yield update
             except Exception as exc:  # every failure becomes a sentence, never a traceback
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
+            else:
+                if calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
+                    searches += 1
+                    search_step = search_step or reply.step(t("searching", lang))
+                    search_step["metadata"].update(title=t("searching", lang), status="pending")
+                    yield Update(reply.messages())
+                    messages = [*messages, *_tool_round(calls)]
+                    continue
+                if search_step:
+                    search_step["metadata"].update(title=t("searched", lang, n=searches), status="done")
+                reply.tokens = usage.total_tokens if usage else 0
+                yield Update(reply.messages(), usage=usage, model=model.id)
+                return
             reply.end_thinking()
             if reply.started:
                 reply.notes.append(t("cut_off", lang))
@@ -224,7 +304,7 @@ class ChatService:
                 continue
             elif (delay := failure.retry_delay(attempt)) is not None and attempt < self.settings.max_retries:
                 attempt += 1
-                yield Update([note(t("retrying", lang), lang)])
+                yield Update([*reply.messages(), note(t("retrying", lang), lang)])
                 await asyncio.sleep(delay)
                 continue
             else:
@@ -232,8 +312,13 @@ class ChatService:
             yield Update(reply.messages(), model=model.id)
             return
 
-    async def _stream(self, client: AsyncOpenAI, request: ChatRequest, reply: _Reply) -> AsyncIterator[Update]:
-        """One attempt: Kimi's events folded into the reply, shown at most N times a second."""
+    async def _stream(
+        self, client: AsyncOpenAI, request: ChatRequest, reply: _Reply, calls: dict[int, dict[str, Any]]
+    ) -> AsyncIterator[Update]:
+        """One request: Kimi's events folded into the reply, shown at most N times a second.
+
+        Tool-call fragments are gathered into ``calls``; the last update carries the usage.
+        """
         usage: Usage | None = None
         interval = 1.0 / self.settings.updates_per_second
         next_update = 0.0
@@ -243,6 +328,14 @@ class ChatService:
                     reply.add_text(event.text)
                 elif isinstance(event, ThinkingDelta):
                     reply.add_thinking(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    call = calls.setdefault(
+                        event.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+                    )
+                    call["id"] = event.id or call["id"]
+                    call["function"]["name"] = event.name or call["function"]["name"]
+                    call["function"]["arguments"] += event.arguments
+                    continue
                 elif isinstance(event, Usage):
                     usage = event
                     continue
@@ -255,4 +348,42 @@ class ChatService:
                     next_update = now + interval
                     yield Update(reply.messages())
         reply.end_thinking()
-        yield Update(reply.messages(), usage=usage, model=request.model.id)
+        yield Update([], usage=usage or Usage())
+
+
+MAX_SEARCH_ROUNDS = 5
+
+
+def _tool_round(calls: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The assistant's tool calls, unchanged, then each call's arguments echoed back:
+    Moonshot runs ``$web_search`` itself and only needs the loop closed."""
+    ordered = [calls[i] for i in sorted(calls)]
+    answers = [
+        {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": c["function"]["arguments"]}
+        for c in ordered
+    ]
+    return [{"role": "assistant", "content": "", "tool_calls": ordered}, *answers]
+
+
+def _add(total: Usage | None, more: Usage | None) -> Usage | None:
+    """Usage summed over the requests of one reply (search rounds are requests too)."""
+    if more is None:
+        return total
+    if total is None:
+        return more
+    return Usage(*(a + b for a, b in zip(astuple(total), astuple(more), strict=True)))
+
+
+def _split_message(message: str | Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Gradio's multimodal {"text", "files"} (or a plain string) as text and file paths."""
+    if isinstance(message, str):
+        return message, []
+    files = [f.get("path") if isinstance(f, Mapping) else f for f in message.get("files") or []]
+    return str(message.get("text") or ""), [str(f) for f in files if f]
+
+
+def _user_message(text: str, files: list[str]) -> Message:
+    blocks: list[dict[str, Any]] = [{"type": "file", "file": {"path": p}} for p in files]
+    if text:
+        blocks.append({"type": "text", "text": text})
+    return {"role": "user", "content": blocks}

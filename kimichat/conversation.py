@@ -10,17 +10,37 @@ Gradio 6 hands history over as content blocks with metadata; Kimi wants plain
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from .i18n import Lang
 from .personas import Persona
 
 TAG_PREFIX = "persona:"
+TOKENS_PREFIX = "tokens="  # a reply's token count, kept in its (hidden) metadata.log
 
 
 class KimiMessage(TypedDict):
     role: str
-    content: str
+    content: str | list[dict[str, Any]]  # a list carries image parts (vision models only)
+
+
+@dataclass
+class Turn:
+    """One side's say in the conversation: its text and the files it came with."""
+
+    role: str
+    text: str
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file made ready for Kimi: a document's extracted text, or an image's data URL."""
+
+    kind: str  # "document" | "image"
+    name: str
+    data: str
 
 
 def persona_tag(persona_id: str) -> dict[str, str]:
@@ -39,6 +59,16 @@ def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
     return next((owner for m in reversed(history) if (owner := persona_of(m))), None)
 
 
+def conversation_tokens(history: list[Mapping[str, Any]]) -> int:
+    """Tokens spent so far, summed from the counts the replies carry."""
+    total = 0
+    for message in history:
+        log = (message.get("metadata") or {}).get("log")
+        if isinstance(log, str) and log.startswith(TOKENS_PREFIX) and log[len(TOKENS_PREFIX) :].isdigit():
+            total += int(log[len(TOKENS_PREFIX) :])
+    return total
+
+
 def text_of(content: Any) -> str:
     """Plain text of a message's content: a string, a list of blocks, or a block."""
     if isinstance(content, str):
@@ -48,6 +78,20 @@ def text_of(content: Any) -> str:
     if isinstance(content, Iterable):
         return "".join(text_of(block) for block in content)
     return ""
+
+
+def files_of(content: Any) -> list[str]:
+    """Paths of the files in a message's content blocks."""
+    blocks = content if isinstance(content, list) else [content]
+    paths = []
+    for block in blocks:
+        if not isinstance(block, Mapping):
+            continue
+        file = block.get("file") if block.get("type") == "file" else block  # UI blocks, or API {"path"}
+        path = file.get("path") if isinstance(file, Mapping) else None
+        if path:
+            paths.append(str(path))
+    return paths
 
 
 def is_shown_only(message: Mapping[str, Any]) -> bool:
@@ -68,35 +112,64 @@ def current_segment(history: list[Mapping[str, Any]], persona_id: str) -> list[M
     return history
 
 
-def turns(history: list[Mapping[str, Any]]) -> list[KimiMessage]:
-    """History as alternating user/assistant turns with non-empty text.
+def turns(history: list[Mapping[str, Any]]) -> list[Turn]:
+    """History as alternating user/assistant turns with text or files.
 
-    Kimi expects turns and rejects empty messages: a question that got no answer (its
-    reply failed) gives way to the next one, split replies are joined, empties dropped.
+    Gradio shows a message's files and its text as separate user messages: they are one
+    turn. A question whose reply failed (a note stands after it) gives way to the next
+    question; split replies are joined; empty messages are dropped (Kimi rejects them).
     """
-    out: list[KimiMessage] = []
+    out: list[Turn] = []
+    open_turn = False  # may the next user message join the last turn?
     for message in history:
         role = message.get("role")
-        if role not in ("user", "assistant") or is_shown_only(message):
+        if is_shown_only(message):
+            open_turn = False
             continue
-        text = text_of(message.get("content")).strip()
-        if not text:
+        if role not in ("user", "assistant"):
             continue
-        if out and out[-1]["role"] == role == "user":
-            out[-1]["content"] = text
-        elif out and out[-1]["role"] == role:
-            out[-1]["content"] += "\n\n" + text
+        content = message.get("content")
+        text, files = text_of(content).strip(), files_of(content)
+        if not (text or files):
+            open_turn = open_turn and role == "user"  # an empty reply closes its question
+            continue
+        last = out[-1] if out else None
+        if last and last.role == role == "user" and not open_turn:
+            out[-1] = Turn("user", text, files)
+        elif last and last.role == role:
+            last.text = "\n\n".join(part for part in (last.text, text) if part)
+            last.files += files
         else:
-            out.append({"role": role, "content": text})
+            out.append(Turn(role, text, files))
+        open_turn = True
     return out
 
 
-def build_messages(persona: Persona, history: list[Mapping[str, Any]], message: str, lang: Lang) -> list[KimiMessage]:
-    """System prompt, few-shot examples, this persona's past turns, then ``message``."""
+def build_messages(
+    persona: Persona,
+    history: list[Mapping[str, Any]],
+    lang: Lang,
+    attachments: Mapping[str, Attachment] | None = None,
+) -> list[KimiMessage]:
+    """System prompt, few-shot examples, then this persona's turns (the new one last).
+
+    A document goes in as a system message of its own just before the question it came
+    with, as Moonshot documents; images become ``image_url`` parts of their question.
+    """
+    attachments = attachments or {}
     messages: list[KimiMessage] = [{"role": "system", "content": persona.prompt(lang)}]
     for shot in persona.few_shot:
         messages += [{"role": "user", "content": shot.user}, {"role": "assistant", "content": shot.assistant}]
-    return messages + turns([*current_segment(history, persona.id), {"role": "user", "content": message}])
+    for turn in turns(current_segment(history, persona.id)):
+        ready = [attachments[path] for path in turn.files if path in attachments]
+        messages += [{"role": "system", "content": a.data} for a in ready if a.kind == "document"]
+        images = [{"type": "image_url", "image_url": {"url": a.data}} for a in ready if a.kind == "image"]
+        text = turn.text or " ".join(a.name for a in ready)
+        if images:
+            messages.append({"role": turn.role, "content": [*images, {"type": "text", "text": text}]})
+        elif text:
+            messages.append({"role": turn.role, "content": text})
+    return messages
 
 
 def estimate_tokens(message: KimiMessage) -> int:
@@ -107,9 +180,14 @@ def estimate_tokens(message: KimiMessage) -> int:
     characters and on 4 Latin ones; counting one per CJK (non-ASCII) character and one
     per 3 ASCII characters overestimates both, so trimming happens before Kimi refuses.
     """
-    text = message["content"]
+    content = message["content"]
+    if isinstance(content, list):  # an image costs about a thousand tokens whatever its size
+        text = "".join(part.get("text", "") for part in content)
+        extra = 1000 * sum(part.get("type") == "image_url" for part in content)
+    else:
+        text, extra = content, 0
     wide = sum(1 for ch in text if ord(ch) > 0x7F)
-    return 4 + wide + (len(text) - wide) // 3
+    return 4 + extra + wide + (len(text) - wide) // 3
 
 
 def fit_to_context(messages: list[KimiMessage], keep_head: int, budget: int) -> list[KimiMessage]:

@@ -26,8 +26,8 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "thinking": {"en": "Thinking", "zh": "思考过程"},
     "tokens": {"en": "{n} tokens", "zh": "{n} 个 token"},
     "usage": {
-        "en": "Last reply: {reply} tokens ({prompt} in, {completion} out) · model {model}",
-        "zh": "上一条回复：{reply} 个 token（输入 {prompt}，输出 {completion}）· 模型 {model}",
+        "en": "Last reply: {reply} tokens ({prompt} in, {completion} out) · this conversation: {total} · model {model}",
+        "zh": "上一条回复：{reply} 个 token（输入 {prompt}，输出 {completion}）· 本对话共 {total} · 模型 {model}",
     },
     "no_key": {
         "en": "This Space has no Kimi API key yet. The owner can add one as the secret "
@@ -122,6 +122,36 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "访客仍可在“设置”里填写自己的密钥来聊天。",
     },
     "settings_page": {"en": "the Space settings", "zh": "Space 设置页"},
+    "file_type": {
+        "en": "{name}: this kind of file cannot be read here. Send one of: {types}",
+        "zh": "{name}：不支持这种文件。可以发送：{types}",
+    },
+    "file_size": {
+        "en": "{name} is larger than {limit} MB, the limit here.",
+        "zh": "{name} 超过了 {limit} MB 的上限。",
+    },
+    "no_documents": {
+        "en": "This persona does not read documents. Pick one that does (Lab Cat or Kimi) and send the file again.",
+        "zh": "这个角色不读文档。请换一个能读文档的角色（实验室老猫或 Kimi）再发送。",
+    },
+    "no_images": {
+        "en": "This persona does not look at images. Pick one that does (Lab Cat or Kimi) and send it again.",
+        "zh": "这个角色不看图片。请换一个能看图的角色（实验室老猫或 Kimi）再发送。",
+    },
+    "blind_model": {
+        "en": "The model {model} cannot see images. Pick a vision model (such as kimi-k2.5) in Settings, "
+        "or another persona, and send the image again.",
+        "zh": "模型 {model} 无法识别图片。请在设置里换一个视觉模型（如 kimi-k2.5）或换个角色后再发送。",
+    },
+    "reading": {"en": "📄 Reading {names}…", "zh": "📄 正在阅读 {names}…"},
+    "read": {"en": "📄 Read {names}", "zh": "📄 已阅读 {names}"},
+    "searching": {"en": "🔎 Searching the web…", "zh": "🔎 正在联网搜索…"},
+    "searched": {"en": "🔎 Searched the web ({n}×)", "zh": "🔎 已联网搜索（{n} 次）"},
+    "budget": {
+        "en": "This conversation has used {used} tokens; the Space's limit is {limit} per conversation. "
+        "Start a new chat to continue.",
+        "zh": "本对话已使用 {used} 个 token，本 Space 每个对话的上限为 {limit}。请开始新对话继续。",
+    },
     "upstream_failed": {
         "en": "Kimi could not answer this time ({reason}). Please try again.",
         "zh": "Kimi 这次没能回答（{reason}），请重试。",

@@ -34,6 +34,16 @@ class ThinkingDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call: the first has ``id`` and ``name``, later ones more ``arguments``."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -48,7 +58,8 @@ class Finish:
     reason: str | None
 
 
-Event = TextDelta | ThinkingDelta | Usage | Finish
+Event = TextDelta | ThinkingDelta | ToolCallDelta | Usage | Finish
+WEB_SEARCH = [{"type": "builtin_function", "function": {"name": "$web_search"}}]
 
 
 class StreamBroken(Exception):
@@ -65,6 +76,7 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     thinking: Literal["auto", "on", "off"] = "auto"
+    web_search: bool = False
 
     def body(self) -> dict[str, Any]:
         """Keyword arguments for ``chat.completions.create``."""
@@ -79,8 +91,14 @@ class ChatRequest:
                 body["temperature"] = self.temperature
             if self.top_p is not None:
                 body["top_p"] = self.top_p
-        if self.model.thinking_switch and self.thinking != "auto":
-            body["extra_body"] = {"thinking": {"type": "enabled" if self.thinking == "on" else "disabled"}}
+        extra: dict[str, Any] = {}
+        thinking = "off" if self.web_search else self.thinking  # $web_search does not work with thinking
+        if self.model.thinking_switch and thinking != "auto":
+            extra["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
+        if self.web_search:  # a Moonshot-only tool type: sent as is, past the SDK's OpenAI types
+            extra["tools"] = WEB_SEARCH
+        if extra:
+            body["extra_body"] = extra
         return body
 
 
@@ -130,6 +148,13 @@ def parse_chunk(data: str) -> list[Event]:
             events.append(ThinkingDelta(thinking))
         if text := delta.get("content"):
             events.append(TextDelta(text))
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    int(call.get("index", 0)), call.get("id"), function.get("name"), function.get("arguments") or ""
+                )
+            )
         if usage := choice.get("usage"):
             events.append(_usage(usage))
         if reason := choice.get("finish_reason"):

@@ -82,6 +82,9 @@ class Persona(BaseModel):
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(gt=0)] | None = None
     thinking: Literal["auto", "on", "off"] = "auto"
+    documents: bool = False  # may read PDFs, Word files, text... (Moonshot extracts them)
+    images: bool = False  # may look at images (with a vision model)
+    web_search: bool = False  # may use Kimi's built-in $web_search (about ¥0.03 a search)
     hidden: bool = False
 
     def prompt(self, lang: Lang, today: date | None = None) -> str:

@@ -44,6 +44,8 @@ class Settings:
     first_token_timeout: float = field(default=90.0, metadata={"env": "KIMI_FIRST_TOKEN_TIMEOUT"})
     max_message_chars: int = field(default=20000, metadata={"env": "MAX_MESSAGE_CHARS"})
     max_turns: int = field(default=100, metadata={"env": "MAX_TURNS"})
+    max_file_mb: float = field(default=20.0, metadata={"env": "MAX_FILE_MB"})
+    conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET"})
     rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
     rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})
     rate_limit_storage_url: str = field(default="memory://", metadata={"env": "RATE_LIMIT_STORAGE_URL"})

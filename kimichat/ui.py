@@ -13,8 +13,9 @@ from typing import Any
 
 import gradio as gr
 
+from .attachments import ACCEPTED, Attachments
 from .chat import ChatService, Update, Visitor
-from .conversation import conversation_persona, persona_tag
+from .conversation import conversation_persona, conversation_tokens, persona_tag
 from .guard import Guard, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .kimi import make_client
@@ -72,7 +73,8 @@ def persona_choices(personas: PersonaFile, lang: Lang) -> list[tuple[str, str]]:
     return [(f"{p.avatar} {p.name.get(lang)}", p.id) for p in personas.visible]
 
 
-def usage_line(update: Update, lang: Lang) -> str:
+def usage_line(update: Update, lang: Lang, earlier: int) -> str:
+    """Under the chat: this reply's tokens, and the conversation's with ``earlier`` ones."""
     usage = update.usage
     if usage is None:
         return ""
@@ -82,6 +84,7 @@ def usage_line(update: Update, lang: Lang) -> str:
         reply=usage.total_tokens,
         prompt=usage.prompt_tokens,
         completion=usage.completion_tokens,
+        total=earlier + usage.total_tokens,
         model=update.model,
     )
 
@@ -143,7 +146,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options())``."""
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
-    service = ChatService(settings, personas, catalog, client, Guard(settings))
+    service = ChatService(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
     views = PersonaViews(settings, personas, catalog)
     first = personas.first
 
@@ -188,7 +191,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         usage = gr.Markdown(render=False, elem_id="usage")
 
         async def respond(
-            message: str,
+            message: dict[str, Any],
             history: list[dict[str, Any]],
             persona_id: str,
             model_id: str,
@@ -197,6 +200,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             request: gr.Request,
         ):
             lang = lang_of(request)
+            earlier = conversation_tokens(history)
             host = request.client.host if request.client else None
             visitor = Visitor(
                 visitor_ids(request.headers, host, request.session_hash, settings.behind_proxy),
@@ -204,7 +208,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             )
             async for update in service.reply(message, history, persona_id, model_id or None, temp, lang, visitor):
                 # "" while streaming, not gr.skip(): Gradio 6.31 rebuilds a component for every skip()
-                yield update.messages, usage_line(update, lang)
+                yield update.messages, usage_line(update, lang, earlier)
 
         chat = gr.ChatInterface(
             respond,
@@ -219,12 +223,16 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 height="64vh",
                 feedback_options=None,
             ),
-            textbox=gr.Textbox(
+            multimodal=True,
+            textbox=gr.MultimodalTextbox(
                 placeholder=LABELS("placeholder"),
                 show_label=False,
                 submit_btn=True,
                 stop_btn=True,
                 autofocus=True,
+                file_types=ACCEPTED,
+                file_count="multiple",
+                sources=["upload"],
                 scale=7,
                 elem_id="message",
             ),

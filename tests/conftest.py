@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kimi_server import KimiServer, free_port
@@ -105,6 +105,28 @@ def app(kimi: KimiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def client(app: RunningApp) -> Client:
     """A fresh visitor: its own Gradio session, so its own history."""
     return app.client()
+
+
+def chat_args(
+    text: str,
+    persona: str = "assistant",
+    model: str = "",
+    temperature: float = 0.6,
+    own_key: str = "",
+    files: tuple = (),
+) -> tuple:
+    """The /chat endpoint's inputs: the multimodal message, persona, model, temperature, own key."""
+    return {"text": text, "files": [handle_file(str(f)) for f in files]}, persona, model, temperature, own_key
+
+
+def ask(client: Client, *args, **kwargs):
+    """One message through /chat; returns (messages, usage line)."""
+    return client.predict(*chat_args(*args, **kwargs), api_name="/chat")
+
+
+def ask_async(client: Client, *args, **kwargs):
+    """Like ``ask`` but returns the job, to read its streamed updates or cancel it."""
+    return client.submit(*chat_args(*args, **kwargs), api_name="/chat")
 
 
 def answer_of(messages: list[dict]) -> str:

@@ -8,7 +8,7 @@ from datetime import date
 
 import httpx
 import pytest
-from conftest import KEY, ROOT, answer_of, launch_app, notes_of, wait_for
+from conftest import KEY, ROOT, answer_of, ask, ask_async, launch_app, notes_of, wait_for
 
 from kimichat.personas import load_personas
 
@@ -17,7 +17,7 @@ PERSONAS = load_personas(ROOT / "personas.yaml")
 
 def test_reply_streams_in_several_updates(client, upstream):
     upstream.token_delay = 0.08
-    job = client.submit("hello there", "assistant", "", 0.6, api_name="/chat")
+    job = ask_async(client, "hello there", "assistant", "", 0.6)
     answers = [answer_of(update[0]) for update in job]
     distinct = [a for i, a in enumerate(answers) if a and a != answers[i - 1]]
     assert len(distinct) >= 3, answers
@@ -27,7 +27,7 @@ def test_reply_streams_in_several_updates(client, upstream):
 
 @pytest.mark.parametrize("persona", PERSONAS.personas, ids=lambda p: p.id)
 def test_each_persona_prompt_reaches_upstream(client, upstream, persona):
-    client.predict("hi", persona.id, "", 0.6, api_name="/chat")
+    ask(client, "hi", persona.id, "", 0.6)
     call = upstream.calls[-1]
     assert call.system == persona.prompt("en", date.today())
     assert "{{date}}" not in call.system
@@ -36,8 +36,8 @@ def test_each_persona_prompt_reaches_upstream(client, upstream, persona):
 
 
 def test_second_turn_carries_the_first_as_real_messages(client, upstream):
-    client.predict("first question", "translator", "", 0.6, api_name="/chat")
-    client.predict("second question", "translator", "", 0.6, api_name="/chat")
+    ask(client, "first question", "translator", "", 0.6)
+    ask(client, "second question", "translator", "", 0.6)
     messages = upstream.calls[-1].body["messages"]
     # (the opening greeting belongs to the default persona, so it is not carried over)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
@@ -48,8 +48,8 @@ def test_second_turn_carries_the_first_as_real_messages(client, upstream):
 
 
 def test_switching_persona_never_sends_old_turns(client, upstream):
-    client.predict("secret plan for the lab", "researcher", "", 0.6, api_name="/chat")
-    client.predict("translate this", "translator", "", 0.6, api_name="/chat")
+    ask(client, "secret plan for the lab", "researcher", "", 0.6)
+    ask(client, "translate this", "translator", "", 0.6)
     messages = upstream.calls[-1].body["messages"]
     assert messages[0]["content"] == PERSONAS.by_id["translator"].prompt("en")
     assert "secret plan" not in str(messages)
@@ -57,7 +57,7 @@ def test_switching_persona_never_sends_old_turns(client, upstream):
 
 
 def test_stop_closes_the_upstream_stream(client, upstream):
-    job = client.submit("long one [[tokens:200]] [[delay:0.1]]", "assistant", "", 0.6, api_name="/chat")
+    job = ask_async(client, "long one [[tokens:200]] [[delay:0.1]]", "assistant", "", 0.6)
     assert wait_for(lambda: len(job.outputs()) >= 3, 20)
     job.cancel()
     assert wait_for(lambda: upstream.calls[-1].disconnected, 15), "upstream never saw the disconnect"
@@ -65,18 +65,18 @@ def test_stop_closes_the_upstream_stream(client, upstream):
 
 
 def test_thinking_is_shown_apart_from_the_answer(client, upstream):
-    messages, _ = client.predict("why [[think]]", "math-tutor", "", 0.6, api_name="/chat")
+    messages, _ = ask(client, "why [[think]]", "math-tutor", "", 0.6)
     thinking = [m for m in messages if "Thinking" in (m.get("metadata") or {}).get("title", "")]
     assert len(thinking) == 1 and thinking[0]["content"] == "Let me think about this."
     assert thinking[0]["metadata"]["status"] == "done"
     assert "think about" not in answer_of(messages)
     # thinking is never sent back to Kimi on the next turn
-    client.predict("next", "math-tutor", "", 0.6, api_name="/chat")
+    ask(client, "next", "math-tutor", "", 0.6)
     assert "think about" not in str(upstream.calls[-1].body["messages"])
 
 
 def test_usage_is_captured_and_shown(client, upstream):
-    _, usage = client.predict("count me", "assistant", "", 0.6, api_name="/chat")
+    _, usage = ask(client, "count me", "assistant", "", 0.6)
     match = re.search(r"(\d+) tokens \((\d+) in, (\d+) out\)", usage)
     assert match, usage
     assert int(match[3]) == len([t for t in ["Echo", ": ", "coun", "t me", " |"]]) + upstream.tokens
@@ -84,29 +84,29 @@ def test_usage_is_captured_and_shown(client, upstream):
 
 
 def test_sampling_parameters_only_for_models_that_accept_them(client, upstream):
-    client.predict("hi", "writing-tutor", "kimi-k2-turbo-preview", 0.35, api_name="/chat")
+    ask(client, "hi", "writing-tutor", "kimi-k2-turbo-preview", 0.35)
     assert upstream.calls[-1].body["temperature"] == 0.35
     assert upstream.calls[-1].body["model"] == "kimi-k2-turbo-preview"
-    client.predict("hi", "writing-tutor", "", 0.35, api_name="/chat")
+    ask(client, "hi", "writing-tutor", "", 0.35)
     assert upstream.calls[-1].body["model"] == "kimi-k2.5"
     assert "temperature" not in upstream.calls[-1].body and "top_p" not in upstream.calls[-1].body
 
 
 def test_thinking_switch_is_sent_to_models_that_toggle_it(client, upstream):
-    client.predict("hi", "translator", "", 0.6, api_name="/chat")
+    ask(client, "hi", "translator", "", 0.6)
     assert upstream.calls[-1].body["thinking"] == {"type": "disabled"}
-    client.predict("hi", "math-tutor", "", 0.6, api_name="/chat")
+    ask(client, "hi", "math-tutor", "", 0.6)
     assert upstream.calls[-1].body["thinking"] == {"type": "enabled"}
 
 
 def test_unknown_model_falls_back_to_default(client, upstream):
-    client.predict("hi", "assistant", "kimi-retired-2024", 0.6, api_name="/chat")
+    ask(client, "hi", "assistant", "kimi-retired-2024", 0.6)
     assert upstream.calls[-1].body["model"] == "kimi-k2.5"
 
 
 def test_chinese_visitor_gets_chinese_notes(app, upstream):
     zh = app.client(**{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
-    messages, _ = zh.predict("cut [[length]]", "assistant", "", 0.6, api_name="/chat")
+    messages, _ = ask(zh, "cut [[length]]", "assistant", "", 0.6)
     assert "长度上限" in notes_of(messages)
 
 
@@ -115,13 +115,13 @@ def test_many_chats_stream_at_once(app, upstream):
     upstream.tokens = 30
     clients = [app.client() for _ in range(20)]
     with ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(lambda c: c.predict("hi", "assistant", "", 0.6, api_name="/chat"), clients))
+        results = list(pool.map(lambda c: ask(c, "hi", "assistant", "", 0.6), clients))
     assert all(answer_of(messages).endswith(" t29") for messages, _ in results)
     assert upstream.max_open_streams >= 15, upstream.max_open_streams
 
 
 def test_key_is_nowhere_a_visitor_can_see(app, client, upstream):
-    client.predict("hi [[status:500]]", "assistant", "", 0.6, api_name="/chat")
+    ask(client, "hi [[status:500]]", "assistant", "", 0.6)
     for path in ["", "config", "gradio_api/info"]:
         assert KEY not in httpx.get(app.url + path).text
     assert KEY not in app.log()
@@ -137,19 +137,19 @@ def keyless_app(kimi, tmp_path_factory):
 
 
 def test_no_key_explains_how_to_add_one(keyless_app, upstream):
-    messages, _ = keyless_app.client().predict("hello", "assistant", "", 0.6, api_name="/chat")
+    messages, _ = ask(keyless_app.client(), "hello", "assistant", "", 0.6)
     text = notes_of(messages)
     assert "MOONSHOT_API_KEY" in text
     assert "https://huggingface.co/spaces/someone/kimi-chat/settings" in text
     assert upstream.calls == []
     zh = keyless_app.client(**{"Accept-Language": "zh-CN"})
-    assert "密钥" in notes_of(zh.predict("你好", "assistant", "", 0.6, api_name="/chat")[0])
+    assert "密钥" in notes_of(ask(zh, "你好", "assistant", "", 0.6)[0])
 
 
 def test_rejected_key_says_so_without_a_traceback(kimi, upstream, tmp_path):
     wrong = launch_app(tmp_path, {"MOONSHOT_API_KEY": "sk-test-wrong-key", "MOONSHOT_BASE_URL": kimi.base_url})
     try:
-        messages, _ = wrong.client().predict("hello", "assistant", "", 0.6, api_name="/chat")
+        messages, _ = ask(wrong.client(), "hello", "assistant", "", 0.6)
         text = notes_of(messages)
         assert "rejected" in text
         assert "Traceback" not in text and "sk-test-wrong-key" not in text

@@ -8,14 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import KEY, answer_of, launch_app, notes_of, wait_for
+from conftest import KEY, answer_of, ask, launch_app, notes_of, wait_for
 from kimi_server import free_port
 
 VISITOR_KEY = "sk-test-visitor-MARKER-91c2"
 
 
 def chat(client, text: str, own_key: str = "", persona: str = "assistant"):
-    return client.predict(text, persona, "", 0.6, own_key, api_name="/chat")
+    return ask(client, text, persona, own_key=own_key)
 
 
 @pytest.fixture(scope="module")

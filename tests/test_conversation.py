@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from kimichat.conversation import build_messages, current_segment, persona_tag, text_of, turns
+from kimichat.conversation import (
+    Attachment,
+    Turn,
+    build_messages,
+    conversation_tokens,
+    current_segment,
+    persona_tag,
+    text_of,
+    turns,
+)
 from kimichat.personas import load_personas
 
 PERSONAS = load_personas(ROOT / "personas.yaml")
@@ -34,12 +43,44 @@ def test_content_blocks_become_plain_text():
 
 def test_thinking_and_notes_never_reach_kimi():
     history = [user("q"), bot("pondering", title="💭 Thinking"), bot("answer"), bot("cut", title="⚠️ Note")]
-    assert turns(history) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "answer"}]
+    assert turns(history) == [Turn("user", "q"), Turn("assistant", "answer")]
 
 
 def test_empty_replies_are_dropped_and_unanswered_questions_replaced():
     history = [user("lost question"), bot("   "), user("asked again"), bot("ok")]
-    assert turns(history) == [{"role": "user", "content": "asked again"}, {"role": "assistant", "content": "ok"}]
+    assert turns(history) == [Turn("user", "asked again"), Turn("assistant", "ok")]
+    failed = [user("first try"), bot("busy", title="⚠️ Note"), user("second try")]
+    assert turns(failed) == [Turn("user", "second try")]
+
+
+def test_files_and_their_text_are_one_turn():
+    ui = [{"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/a.pdf"}}]}, user("summarise")]
+    api = [{"role": "user", "content": [{"path": "/tmp/a.pdf"}, "summarise"]}]
+    for history in (ui, api):
+        assert turns(history) == [Turn("user", "summarise", ["/tmp/a.pdf"])]
+
+
+def test_documents_and_images_are_placed_as_moonshot_documents():
+    persona = PERSONAS.by_id["assistant"]
+    history = [{"role": "user", "content": [{"path": "/d.pdf"}, {"path": "/i.png"}, "what is this"]}]
+    ready = {
+        "/d.pdf": Attachment("document", "d.pdf", '{"content": "paper"}'),
+        "/i.png": Attachment("image", "i.png", "data:image/png;base64,AAAA"),
+    }
+    messages = build_messages(persona, history, "en", ready)
+    assert messages[1] == {"role": "system", "content": '{"content": "paper"}'}
+    assert messages[2] == {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            {"type": "text", "text": "what is this"},
+        ],
+    }
+
+
+def test_conversation_tokens_add_up_from_replies():
+    history = [bot("a", log="tokens=120"), user("q"), bot("b", log="tokens=30"), bot("c", title="x")]
+    assert conversation_tokens(history) == 150
 
 
 def test_history_is_cut_where_another_persona_spoke():
@@ -52,7 +93,7 @@ def test_history_is_cut_where_another_persona_spoke():
 def test_messages_are_system_then_shots_then_turns_then_message():
     tutor = PERSONAS.by_id["writing-tutor"]
     messages = build_messages(
-        tutor, [bot("hello", "writing-tutor"), user("q1"), bot("a1", "writing-tutor")], "q2", "zh"
+        tutor, [bot("hello", "writing-tutor"), user("q1"), bot("a1", "writing-tutor"), user("q2")], "zh"
     )
     assert messages[0] == {"role": "system", "content": tutor.prompt("zh")}
     assert messages[1]["content"] == tutor.few_shot[0].user
@@ -62,5 +103,5 @@ def test_messages_are_system_then_shots_then_turns_then_message():
 
 def test_localized_prompt_follows_the_visitor():
     researcher = PERSONAS.by_id["researcher"]
-    assert "实验室老猫" in build_messages(researcher, [], "你好", "zh")[0]["content"]
-    assert "Lab Cat" in build_messages(researcher, [], "hi", "en")[0]["content"]
+    assert "实验室老猫" in build_messages(researcher, [user("你好")], "zh")[0]["content"]
+    assert "Lab Cat" in build_messages(researcher, [user("hi")], "en")[0]["content"]

@@ -12,6 +12,7 @@ import pytest
 from conftest import KEY, ROOT, answer_of, notes_of
 from kimi_server import free_port
 
+from kimichat.attachments import Attachments
 from kimichat.chat import ChatService, Update, Visitor
 from kimichat.conversation import persona_tag
 from kimichat.guard import Guard
@@ -28,7 +29,7 @@ def make_service(base_url: str, **overrides) -> ChatService:
     settings = Settings(**{**values, **overrides})
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, 600, 5)
-    return ChatService(settings, PERSONAS, catalog, client, Guard(settings))
+    return ChatService(settings, PERSONAS, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
 
 
 async def run(

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import KEY, ROOT, answer_of, launch_app
+from conftest import KEY, ROOT, answer_of, ask, launch_app
 from kimi_server import free_port
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -105,7 +105,7 @@ def test_space_serves_and_chats(space_python, space_copy, kimi, upstream, tmp_pa
         tmp_path, space_env(MOONSHOT_API_KEY=KEY, MOONSHOT_BASE_URL=kimi.base_url), python=space_python, cwd=space_copy
     )
     try:
-        messages, usage = app.client().predict("hello space", "assistant", "", 0.6, "", api_name="/chat")
+        messages, usage = ask(app.client(), "hello space", "assistant", "", 0.6, "")
         assert answer_of(messages).startswith("Echo: hello space") and "tokens" in usage
         components = httpx.get(app.url + "config").json()["components"]
         by_id = {c["props"].get("elem_id"): c for c in components}
@@ -126,7 +126,7 @@ def test_space_without_secret_shows_the_setup_panel(space_python, space_copy, ki
         assert "https://huggingface.co/spaces/tester/kimi-chat/settings" in text
         assert "https://api.moonshot.ai/v1" in text and "https://api.moonshot.cn/v1" in text
         assert "spending limit" in text
-        messages, _ = app.client().predict("hi", "assistant", "", 0.6, "", api_name="/chat")
+        messages, _ = ask(app.client(), "hi", "assistant", "", 0.6, "")
         assert "MOONSHOT_API_KEY" in str(messages)
     finally:
         app.stop()

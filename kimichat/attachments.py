@@ -93,6 +93,8 @@ class Attachments:
     def refusal(self, paths: Iterable[str], persona: Persona, model: ModelInfo, lang: Lang) -> str | None:
         """Why these files cannot go with this persona and model, or None if they can."""
         for path in paths:
+            if not Path(path).exists():  # an old upload the server has since cleaned away
+                continue
             name, kind = Path(path).name, kind_of(path)
             if kind is None:
                 return t("file_type", lang, name=name, types=" ".join(ACCEPTED))
@@ -110,6 +112,9 @@ class Attachments:
         """Each path as an Attachment: documents extracted (cached), images inlined."""
         ready = {}
         for path in dict.fromkeys(paths):
+            if not Path(path).exists():
+                log.warning("a file of an earlier turn is gone; the conversation goes on without it")
+                continue
             name = Path(path).name
             if kind_of(path) == "image":
                 data = base64.b64encode(Path(path).read_bytes()).decode()

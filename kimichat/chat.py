@@ -88,7 +88,7 @@ class _Reply:
     thinking: str = ""
     thinking_started: float = 0.0
     thinking_seconds: float | None = None
-    steps: list[Message] = field(default_factory=list)  # reading a document, searching the web
+    steps: list[tuple[str, bool]] = field(default_factory=list)  # (title, done): reading, searching
     notes: list[str] = field(default_factory=list)
     tokens: int = 0
 
@@ -110,15 +110,19 @@ class _Reply:
         if self.thinking and self.thinking_seconds is None:
             self.thinking_seconds = round(time.monotonic() - self.thinking_started, 1)
 
-    def step(self, title: str, done: bool = False) -> Message:
-        """Show a step (a titled, collapsed box) before the answer; returns it to update."""
-        shown: Message = {"role": "assistant", "content": "", "metadata": {"title": title}}
-        shown["metadata"]["status"] = "done" if done else "pending"
-        self.steps.append(shown)
-        return shown
+    def step(self, title: str, index: int | None = None, done: bool = False) -> int:
+        """Show (or, given ``index``, update) a step before the answer: reading, searching."""
+        if index is None:
+            self.steps.append((title, done))
+            return len(self.steps) - 1
+        self.steps[index] = (title, done)
+        return index
 
     def messages(self) -> list[Message]:
-        out: list[Message] = list(self.steps)
+        out: list[Message] = [
+            {"role": "assistant", "content": "", "metadata": {"title": title, "status": "done" if done else "pending"}}
+            for title, done in self.steps
+        ]
         if self.thinking:
             metadata: dict[str, Any] = {"title": "💭 " + t("thinking", self.lang)}
             if self.thinking_seconds is None:
@@ -206,8 +210,9 @@ class ChatService:
                 return
             reply = _Reply(persona, lang)
             documents = [p for p in all_files if kind_of(p) == "document"]
+            names = ", ".join(Path(p).name for p in documents)
             if documents:
-                step = reply.step(t("reading", lang, names=", ".join(Path(p).name for p in documents)))
+                reading = reply.step(t("reading", lang, names=names))
                 yield Update(reply.messages())
             try:
                 ready = await self.attachments.prepare(client, all_files)
@@ -217,9 +222,7 @@ class ChatService:
                 yield Update([note(failure.message(lang, self.settings.settings_url), lang)])
                 return
             if documents:
-                step["metadata"].update(
-                    title=t("read", lang, names=", ".join(Path(p).name for p in documents)), status="done"
-                )
+                reply.step(t("read", lang, names=names), reading, done=True)
             if self.guard.upstream_full:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot():
@@ -261,7 +264,7 @@ class ChatService:
         head = 1 + 2 * len(persona.few_shot)
         attempt, trimmed_harder, searches = 0, False, 0
         usage: Usage | None = None
-        search_step: Message | None = None
+        search_step: int | None = None
         while True:
             request = ChatRequest(
                 model=model,
@@ -276,8 +279,8 @@ class ChatService:
             try:
                 async for update in self._stream(client, request, reply, calls):
                     usage = _add(usage, update.usage)
-                    if search_step and reply.text:  # the search ran during this request; its answer flows
-                        search_step["metadata"].update(title=t("searched", lang, n=searches), status="done")
+                    if search_step is not None and reply.text:  # the search ran in this request; text flows
+                        reply.step(t("searched", lang, n=searches), search_step, done=True)
                     if update.usage is None:
                         yield update
             except Exception as exc:  # every failure becomes a sentence, never a traceback
@@ -286,13 +289,12 @@ class ChatService:
             else:
                 if calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
                     searches += 1
-                    search_step = search_step or reply.step(t("searching", lang))
-                    search_step["metadata"].update(title=t("searching", lang), status="pending")
+                    search_step = reply.step(t("searching", lang), search_step)
                     yield Update(reply.messages())
                     messages = [*messages, *_tool_round(calls)]
                     continue
-                if search_step:
-                    search_step["metadata"].update(title=t("searched", lang, n=searches), status="done")
+                if search_step is not None:
+                    reply.step(t("searched", lang, n=searches), search_step, done=True)
                 reply.tokens = usage.total_tokens if usage else 0
                 yield Update(reply.messages(), usage=usage, model=model.id)
                 return

@@ -203,6 +203,6 @@ def fit_to_context(messages: list[KimiMessage], keep_head: int, budget: int) -> 
     while total > budget and start < len(body):
         total -= sizes[start]
         start += 1
-    while start < len(body) and body[start]["role"] != "user":  # never open on an answer
+    while start < len(body) and body[start]["role"] == "assistant":  # never open on an answer
         start += 1
     return head + body[start:] + last

@@ -16,6 +16,10 @@ message, so concurrent tests do not step on each other:
     [[empty]]            send chunks with an empty choices list along the way
     [[hang]]             send headers, then nothing
 
+It also serves Moonshot's files API (upload, extracted content, delete), refuses images
+for models that cannot see (400), and answers a request that offers ``$web_search`` with
+a streamed tool call first, then, once the tool message comes back, with the answer.
+
 ``fail_next`` queues faults for the next requests whatever they say (for retries).
 Run alone: ``python tests/kimi_server.py --port 8765 --tokens 60 --rate 50``.
 """
@@ -101,7 +105,24 @@ class Call:
     def last_user(self) -> str:
         users = [m for m in self.body.get("messages", []) if m["role"] == "user"]
         content = users[-1]["content"] if users else ""
-        return content if isinstance(content, str) else json.dumps(content)
+        if isinstance(content, list):
+            return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+        return content
+
+    @property
+    def attachments(self) -> tuple[int, int]:
+        """(documents, images) in the request: system messages after the first, image parts."""
+        messages = self.body.get("messages", [])
+        documents = sum(m["role"] == "system" for m in messages[1:])
+        images = sum(
+            p.get("type") == "image_url" for m in messages if isinstance(m.get("content"), list) for p in m["content"]
+        )
+        return documents, images
+
+    @property
+    def offers_search(self) -> bool:
+        tools = self.body.get("tools") or []
+        return any(t.get("function", {}).get("name") == "$web_search" for t in tools)
 
 
 @dataclass
@@ -117,6 +138,8 @@ class KimiServer:
     models_status: int = 200
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
     open_streams: int = 0
     max_open_streams: int = 0
     port: int = 0
@@ -132,6 +155,8 @@ class KimiServer:
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
         self.max_open_streams = 0
         self.extra_keys.clear()
+        self.files.clear()
+        self.deleted.clear()
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -140,6 +165,9 @@ class KimiServer:
             routes=[
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/files", self._upload, methods=["POST"]),
+                Route("/v1/files/{file_id}/content", self._file_content, methods=["GET"]),
+                Route("/v1/files/{file_id}", self._delete_file, methods=["DELETE"]),
             ]
         )
 
@@ -155,6 +183,43 @@ class KimiServer:
         return JSONResponse(
             {"object": "list", "data": [{"object": "model", "owned_by": "moonshot", **m} for m in self.models]}
         )
+
+    async def _upload(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return error(401)
+        form = await request.form()
+        upload = form["file"]
+        data = await upload.read()
+        file_id = f"file-{uuid.uuid4().hex[:20]}"
+        self.files[file_id] = {"filename": upload.filename, "bytes": data, "purpose": form.get("purpose")}
+        return JSONResponse(
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": upload.filename,
+                "purpose": form.get("purpose"),
+                "status": "ok",
+                "status_details": "",
+            }
+        )
+
+    async def _file_content(self, request: Request) -> JSONResponse:
+        file = self.files.get(request.path_params["file_id"])
+        if not self._authorized(request) or file is None:
+            return error(404 if file is None else 401)
+        text = file["bytes"].decode("utf-8", errors="replace")
+        return JSONResponse(
+            {"content": text, "file_type": "text/plain", "filename": file["filename"], "title": "", "type": "file"}
+        )
+
+    async def _delete_file(self, request: Request) -> JSONResponse:
+        file_id = request.path_params["file_id"]
+        if not self._authorized(request) or file_id not in self.files:
+            return error(404)
+        self.deleted.append(file_id)
+        return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
     async def _chat(self, request: Request):
         body = await request.json()
@@ -172,7 +237,13 @@ class KimiServer:
             return error(404)
         if not body.get("stream"):
             return error(400, message="this test server only streams")
-        context = next(m["context_length"] for m in self.models if m["id"] == body["model"])
+        model_info = next(m for m in self.models if m["id"] == body["model"])
+        context = model_info["context_length"]
+        if not model_info["supports_image_in"] and any(
+            isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+            for m in body["messages"]
+        ):
+            return error(400, message=f"Invalid request: model {body['model']} does not support image input")
         requested = count_tokens(body["messages"]) + int(body.get("max_tokens") or 0)
         if requested > context:
             return error(
@@ -196,7 +267,10 @@ class KimiServer:
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
         delay = float(d.get("delay", self.token_delay))
-        answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)))
+        answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)), *call.attachments)
+        searching = call.offers_search and call.body["messages"][-1]["role"] != "tool"
+        if call.offers_search and not searching:
+            answer = ["Found", *answer[1:]]
         self.open_streams += 1
         self.max_open_streams = max(self.max_open_streams, self.open_streams)
         try:
@@ -204,6 +278,22 @@ class KimiServer:
                 await asyncio.sleep(3600)
             await asyncio.sleep(float(d.get("first", self.first_delay)))
             yield chunk({"role": "assistant", "content": ""})
+            if searching:  # ask the client to run $web_search, as Kimi does, in fragments
+                arguments = json.dumps({"search_result": {"search_id": "s-1"}, "usage": {"total_tokens": 21}})
+                first = {
+                    "index": 0,
+                    "id": "call-1",
+                    "type": "builtin_function",
+                    "function": {"name": "$web_search", "arguments": ""},
+                }
+                yield chunk({"tool_calls": [first]})
+                for part in (arguments[:20], arguments[20:]):
+                    yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+                usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                yield chunk({}, "tool_calls", usage=usage)
+                yield b"data: [DONE]\n\n"
+                call.completed = True
+                return
             if "think" in d:
                 for piece in ["Let me ", "think ", "about ", "this."]:
                     yield chunk({"reasoning_content": piece})
@@ -280,11 +370,12 @@ def parse_directives(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2] or "") for m in re.finditer(r"\[\[(\w+)(?::([^\]]+))?\]\]", text)]
 
 
-def reply_tokens(user_text: str, filler: int) -> list[str]:
-    """An echo of the message in small pieces, then numbered filler tokens."""
+def reply_tokens(user_text: str, filler: int, documents: int = 0, images: int = 0) -> list[str]:
+    """An echo of the message in small pieces, what came with it, then numbered filler tokens."""
     clean = re.sub(r"\[\[[^\]]*\]\]", "", user_text).strip()
     echo = [clean[i : i + 4] for i in range(0, len(clean), 4)]
-    return ["Echo", ": ", *echo, " |", *[f" t{i}" for i in range(filler)]]
+    seen = [f" [documents:{documents} images:{images}]"] if documents or images else []
+    return ["Echo", ": ", *echo, " |", *seen, *[f" t{i}" for i in range(filler)]]
 
 
 def free_port() -> int:

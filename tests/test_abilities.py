@@ -1,0 +1,138 @@
+"""Documents, images and web search, through ChatService against the local Kimi server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from conftest import answer_of, notes_of
+from test_faults import make_service, run
+
+from kimichat.conversation import persona_tag
+
+PNG = base64.b64decode(  # a 1x1 transparent PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def service(upstream):
+    return make_service(upstream.base_url)
+
+
+@pytest.fixture
+def paper(tmp_path):
+    path = tmp_path / "paper.md"
+    path.write_text("# Results\nThe ablation marker ZEBRA-42 improves recall.", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "figure.png"
+    path.write_bytes(PNG)
+    return str(path)
+
+
+def steps_of(messages) -> str:
+    return " ".join(m["metadata"]["title"] for m in messages if (m.get("metadata") or {}).get("title"))
+
+
+async def test_document_is_extracted_placed_and_cleaned_up(service, upstream, paper):
+    updates = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
+    call = upstream.calls[-1]
+    system_docs = [m for m in call.body["messages"][1:] if m["role"] == "system"]
+    assert len(system_docs) == 1 and "ZEBRA-42" in json.loads(system_docs[0]["content"])["content"]
+    assert call.body["messages"][-1] == {"role": "user", "content": "summarise"}
+    assert call.body["messages"].index(system_docs[0]) == len(call.body["messages"]) - 2  # just before it
+    assert list(upstream.files) == upstream.deleted  # uploaded once, deleted at once
+    assert "Read paper.md" in steps_of(updates[-1].messages)
+    assert "[documents:1 images:0]" in answer_of(updates[-1].messages)
+
+
+async def test_a_document_is_not_uploaded_again_on_later_turns(service, upstream, paper):
+    first = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
+    history = [
+        {"role": "user", "content": [{"path": paper}, "summarise"]},
+        *first[-1].messages,
+    ]
+    await run(service, "and the limitations?", history, persona="researcher")
+    assert len(upstream.files) == 1 and service.attachments.uploads == 1
+    assert "ZEBRA-42" in str(upstream.calls[-1].body["messages"])  # still in the conversation
+
+
+async def test_images_go_to_vision_models_as_data_urls(service, upstream, image):
+    updates = await run(service, {"text": "what is this?", "files": [image]}, persona="assistant")
+    parts = upstream.calls[-1].body["messages"][-1]["content"]
+    assert parts[0] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
+    assert parts[1] == {"type": "text", "text": "what is this?"}
+    assert "[documents:0 images:1]" in answer_of(updates[-1].messages)
+
+
+async def test_a_blind_model_is_never_sent_an_image(service, upstream, image):
+    updates = await run(service, {"text": "see?", "files": [image]}, persona="assistant", model="kimi-k2-turbo-preview")
+    assert "cannot see images" in notes_of(updates[-1].messages)
+    assert upstream.calls == []
+
+
+@pytest.mark.parametrize(
+    ("persona", "name", "says"),
+    [
+        ("translator", "paper.md", "does not read documents"),
+        ("writing-tutor", "figure.png", "does not look at images"),
+        ("assistant", "tool.exe", "cannot be read here"),
+    ],
+)
+async def test_files_a_persona_cannot_take_are_refused_before_any_upload(
+    service, upstream, tmp_path, persona, name, says
+):
+    path = tmp_path / name
+    path.write_bytes(PNG)
+    updates = await run(service, {"text": "look", "files": [str(path)]}, persona=persona)
+    assert says in notes_of(updates[-1].messages)
+    assert upstream.calls == [] and upstream.files == {}
+
+
+async def test_file_size_limit(upstream, paper):
+    service = make_service(upstream.base_url, max_file_mb=0.00001)
+    updates = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
+    assert "larger than" in notes_of(updates[-1].messages) and upstream.files == {}
+
+
+async def test_web_search_runs_the_tool_loop(service, upstream):
+    updates = await run(service, "latest gradio", persona="web-scout")
+    first, second = upstream.calls
+    assert first.offers_search and second.offers_search
+    assert first.body["thinking"] == {"type": "disabled"}  # search and thinking do not mix
+    assistant, tool = second.body["messages"][-2:]
+    assert assistant["tool_calls"][0]["id"] == "call-1"
+    assert assistant["tool_calls"][0]["function"]["name"] == "$web_search"
+    assert tool == {
+        "role": "tool",
+        "tool_call_id": "call-1",
+        "name": "$web_search",
+        "content": assistant["tool_calls"][0]["function"]["arguments"],
+    }
+    assert json.loads(tool["content"])["search_result"]["search_id"] == "s-1"
+    final = updates[-1]
+    assert answer_of(final.messages).startswith("Found: latest gradio")
+    assert "Searched the web (1×)" in steps_of(final.messages)
+    assert any("Searching the web" in steps_of(u.messages) for u in updates)
+    assert final.usage.total_tokens > 15  # both requests counted
+
+
+async def test_reply_carries_its_tokens_and_the_budget_holds(upstream):
+    service = make_service(upstream.base_url, conversation_token_budget=100)
+    updates = await run(service, "hi")
+    answer = next(m for m in updates[-1].messages if "log" in (m.get("metadata") or {}))
+    assert answer["metadata"]["log"] == f"tokens={updates[-1].usage.total_tokens}"
+    spent = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "metadata": {**persona_tag("assistant"), "log": "tokens=120"}},
+    ]
+    refused = await run(service, "more", spent)
+    assert "120 tokens" in notes_of(refused[-1].messages) and len(upstream.calls) == 1

@@ -165,3 +165,12 @@ def test_bad_persona_file_stops_startup_with_file_line_and_field(tmp_path):
         launch_app(tmp_path, {"PERSONAS_PATH": str(bad)})
     assert f"{bad}:6: personas[0].temperature" in str(info.value)
     assert "Traceback" not in str(info.value)
+
+
+def test_a_file_travels_through_the_api(client, upstream, tmp_path):
+    doc = tmp_path / "abstract.md"
+    doc.write_text("We measure PANGOLIN-3 throughput.", encoding="utf-8")
+    messages, usage = ask(client, "summarise", "researcher", files=[doc])
+    assert "[documents:1 images:0]" in answer_of(messages)
+    assert "PANGOLIN-3" in str(upstream.calls[-1].body["messages"])
+    assert "this conversation:" in usage

@@ -220,3 +220,45 @@ def test_prices_stay_text_and_formulas_render(open_page, upstream):
     expect(bot.locator(".katex").first).to_be_visible()
     page.wait_for_timeout(500)
     page.screenshot(path=OUT / "desktop.png")
+
+
+def attach_and_send(page: Page, upstream, path: Path, text: str) -> None:
+    page.locator("#message input[type=file]").set_input_files(str(path))
+    expect(page.locator('#message [aria-label="File thumbnail"]')).to_be_visible(timeout=10_000)  # uploaded
+    chat(page, upstream, text)
+
+
+def test_upload_a_document_and_ask_about_it(open_page, upstream, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The secret ingredient is KUMQUAT-7.", encoding="utf-8")
+    page = open_page()
+    attach_and_send(page, upstream, notes, "what is the secret ingredient?")
+    expect(page.locator(BOT).last).to_contain_text("[documents:1 images:0]")
+    expect(page.locator("#chatbot")).to_contain_text("Read notes.txt")
+    assert "KUMQUAT-7" in str(upstream.calls[-1].body["messages"])
+
+
+def test_send_an_image_to_a_vision_persona(open_page, upstream, tmp_path):
+    from test_abilities import PNG
+
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(PNG)
+    page = open_page()
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="💬 Kimi", exact=True).click()
+    attach_and_send(page, upstream, figure, "what is in this picture?")
+    expect(page.locator(BOT).last).to_contain_text("[documents:0 images:1]")
+    parts = upstream.calls[-1].body["messages"][-1]["content"]
+    assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_web_search_persona_shows_it_is_searching(open_page, upstream):
+    page = open_page()
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="Web Scout (searches the web)").click()
+    send(page, "gradio news [[first:2]]")
+    expect(page.locator("#chatbot")).to_contain_text("Searching the web", timeout=15_000)
+    expect(page.locator(BOT).last).to_contain_text("Found: gradio news", timeout=20_000)
+    expect(page.locator("#chatbot")).to_contain_text("Searched the web (1×)")
+    wait_idle(page)
+    assert [c.offers_search for c in upstream.calls] == [True, True]

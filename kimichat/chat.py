@@ -194,7 +194,10 @@ class ChatService:
         persona = self.persona(persona_id)
         text, files = _split_message(message)
         segment = [*current_segment(history, persona.id), _user_message(text, files)]
-        refusal = await self._refusal(persona, segment, text, files, visitor, lang)
+        conversation = turns(segment)
+        refusal = await self._refusal(
+            segment, sum(turn.role == "user" for turn in conversation) - 1, text or " ".join(files), visitor, lang
+        )
         if refusal:
             yield Update([note(refusal, lang)])
             return
@@ -203,7 +206,7 @@ class ChatService:
         assert client is not None
         try:
             model = await self.catalog.resolve(model_id or persona.model or self.settings.default_model)
-            all_files = [path for turn in turns(segment) for path in turn.files]
+            all_files = [path for turn in conversation for path in turn.files]
             refusal = self.attachments.refusal(all_files, persona, model, lang)
             if refusal:
                 yield Update([note(refusal, lang)])
@@ -233,11 +236,9 @@ class ChatService:
             if own_client is not None:
                 await own_client.close()
 
-    async def _refusal(
-        self, persona: Persona, segment: list, text: str, files: list[str], visitor: Visitor, lang: Lang
-    ) -> str:
+    async def _refusal(self, segment: list, earlier_turns: int, text: str, visitor: Visitor, lang: Lang) -> str:
         """Why this message will not be sent, in the visitor's words; "" if it will."""
-        refusal = self.guard.check_input(text or " ".join(files), sum(m.get("role") == "user" for m in segment) - 1)
+        refusal = self.guard.check_input(text, earlier_turns)
         if refusal:
             return t(refusal.key, lang, **refusal.values)
         if self.client is None and not visitor.api_key:

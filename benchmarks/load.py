@@ -258,13 +258,26 @@ async def main_async(args: argparse.Namespace) -> None:
             base = f"http://127.0.0.1:{app_port}/"
         fn_index = chat_fn_index(base)
         limits = httpx.Limits(max_connections=args.users * 2 + 20, max_keepalive_connections=args.users * 2 + 20)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=60), limits=limits) as client:
-            await one_chat(client, base, fn_index, "warm up")  # imports, first model list
+        # Several source addresses (127.0.0.1, .2, ...) look like several visitors to a proxy's ip_hash.
+        clients = [
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(300, connect=60),
+                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.0.{k + 1}", limits=limits),
+            )
+            for k in range(args.addresses)
+        ]
+        try:
+            await one_chat(clients[0], base, fn_index, "warm up")  # imports, first model list
             print(
                 f"{args.users} users at once; upstream {args.first:.1f} s to the first token, then "
                 f"{args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
             )
-            app_run = await drive(args.users, lambda i: one_chat(client, base, fn_index, f"user {i} hello"), app_proc)
+            app_run = await drive(
+                args.users, lambda i: one_chat(clients[i % len(clients)], base, fn_index, f"user {i} hello"), app_proc
+            )
+        finally:
+            for client in clients:
+                await client.aclose()
         app = report("app (Gradio queue)", app_run)
         if args.floor:
             from openai import AsyncOpenAI
@@ -291,6 +304,7 @@ def main() -> None:
     parser.add_argument("--url", help="load an app that is already running (with its own upstream)")
     parser.add_argument("--upstream-port", type=int, help="use a Kimi stand-in already on this port")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra app setting")
+    parser.add_argument("--addresses", type=int, default=1, help="spread users over 127.0.0.1..N (for ip_hash)")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -1,0 +1,133 @@
+"""Two app replicas behind nginx (ip_hash), sharing rate limits through Redis.
+
+    .venv/bin/python benchmarks/replicas.py --users 100
+
+Needs Debian's nginx and redis-server (apt-get install -y nginx redis-server). It starts
+the Kimi stand-in, Redis, two `python app.py` processes (one per core) and nginx on
+loopback, then runs benchmarks/load.py through the proxy with users spread over 16
+source addresses (ip_hash keys on the address; Gradio's queue needs every request of a
+session to reach the same replica). Not a test: it prints figures for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from load import KEY, ROOT, free_port, start_upstream, wait_http
+
+NGINX = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  upstream kimichat {{ ip_hash; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://kimichat;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering off;          # Gradio streams server-sent events
+      proxy_read_timeout 3600s;
+    }}
+  }}
+}}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--first", type=float, default=0.2)
+    args = parser.parse_args()
+    for tool in ("nginx", "redis-server"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install -y nginx redis-server")
+    work = Path(tempfile.mkdtemp(prefix="kimichat-replicas-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        redis_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        upstream = free_port()
+        args.pin = False
+        procs.append(start_upstream(upstream, args))
+        ports = []
+        for core in (0, 1):
+            port = free_port()
+            env = {
+                "MOONSHOT_API_KEY": KEY,
+                "MOONSHOT_BASE_URL": f"http://127.0.0.1:{upstream}/v1",
+                "GRADIO_SERVER_PORT": str(port),
+                "GRADIO_ANALYTICS_ENABLED": "False",
+                "RATE_LIMIT_STORAGE_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "TRUST_FORWARDED_FOR": "true",
+                "RATE_LIMIT_PER_MINUTE": "1000",
+                "RATE_LIMIT_PER_HOUR": "100000",
+                "UPSTREAM_CONCURRENCY": str(args.users),
+                "CHAT_CONCURRENCY": str(args.users),
+            }
+            procs.append(
+                subprocess.Popen(
+                    ["taskset", "-c", str(core), sys.executable, "app.py"],
+                    cwd=ROOT,
+                    env={**__import__("os").environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports.append(port)
+        for port in ports:
+            wait_http(f"http://127.0.0.1:{port}/")
+        proxy = free_port()
+        (work / "nginx.conf").write_text(NGINX.format(dir=work, a=ports[0], b=ports[1], port=proxy))
+        procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work), "-g", "daemon off;"]))
+        wait_http(f"http://127.0.0.1:{proxy}/")
+        time.sleep(0.5)
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("load.py")),
+                "--url",
+                f"http://127.0.0.1:{proxy}/",
+                "--upstream-port",
+                str(upstream),
+                "--users",
+                str(args.users),
+                "--addresses",
+                "16",
+                "--tokens",
+                str(args.tokens),
+                "--rate",
+                str(args.rate),
+                "--first",
+                str(args.first),
+            ],
+            check=False,
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -88,7 +88,7 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
         join = await client.post(
             base + "gradio_api/queue/join",
             json={
-                "data": [text, None, "assistant", "", 0.6, ""],
+                "data": [{"text": text, "files": []}, None, "assistant", "", 0.6, ""],
                 "fn_index": fn_index,
                 "session_hash": session,
                 "event_data": None,
@@ -258,11 +258,12 @@ async def main_async(args: argparse.Namespace) -> None:
             base = f"http://127.0.0.1:{app_port}/"
         fn_index = chat_fn_index(base)
         limits = httpx.Limits(max_connections=args.users * 2 + 20, max_keepalive_connections=args.users * 2 + 20)
-        # Several source addresses (127.0.0.1, .2, ...) look like several visitors to a proxy's ip_hash.
+        # Source addresses 127.0.0.1, 127.0.1.1, ... look like visitors from different networks to
+        # nginx's ip_hash, which keys on the first three octets of an address.
         clients = [
             httpx.AsyncClient(
                 timeout=httpx.Timeout(300, connect=60),
-                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.0.{k + 1}", limits=limits),
+                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{k}.1", limits=limits),
             )
             for k in range(args.addresses)
         ]
@@ -304,7 +305,9 @@ def main() -> None:
     parser.add_argument("--url", help="load an app that is already running (with its own upstream)")
     parser.add_argument("--upstream-port", type=int, help="use a Kimi stand-in already on this port")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra app setting")
-    parser.add_argument("--addresses", type=int, default=1, help="spread users over 127.0.0.1..N (for ip_hash)")
+    parser.add_argument(
+        "--addresses", type=int, default=1, help="spread users over N source addresses 127.0.K.1 (for ip_hash)"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -12,6 +12,7 @@ session to reach the same replica). Not a test: it prints figures for the README
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -88,9 +89,9 @@ def main() -> None:
                 subprocess.Popen(
                     ["taskset", "-c", str(core), sys.executable, "app.py"],
                     cwd=ROOT,
-                    env={**__import__("os").environ, **env},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, **env},
+                    stdout=(work / f"replica-{core}.log").open("w"),
+                    stderr=subprocess.STDOUT,
                 )
             )
             ports.append(port)
@@ -126,7 +127,7 @@ def main() -> None:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        print(f"replica logs and nginx config: {work}")
 
 
 if __name__ == "__main__":

@@ -262,3 +262,13 @@ def test_web_search_persona_shows_it_is_searching(open_page, upstream):
     expect(page.locator("#chatbot")).to_contain_text("Searched the web (1×)")
     wait_idle(page)
     assert [c.offers_search for c in upstream.calls] == [True, True]
+
+
+def test_markdown_tables_and_code_render_with_copy_buttons(open_page, upstream):
+    page = open_page()
+    chat(page, upstream, "Table:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint('hi')\n```\n\ndone")
+    bot = page.locator(BOT).last
+    expect(bot.locator("table").first).to_be_visible()
+    expect(bot.locator("pre code").first).to_contain_text("print")
+    expect(bot.locator("pre code .token").first).to_be_attached()  # highlighted
+    expect(bot.locator("button.copy_code_button").first).to_be_attached()  # each code block has a copy button

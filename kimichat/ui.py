@@ -8,6 +8,7 @@ what all visitors may share: settings, the persona file, one Kimi client, the mo
 from __future__ import annotations
 
 import tempfile
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,8 @@ def write_avatars(personas: PersonaFile) -> dict[str, str]:
     for persona in personas.personas:
         path = folder / f"{persona.id}.svg"
         path.write_text(
-            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
-            f'<text x="32" y="34" font-size="46" text-anchor="middle" dominant-baseline="middle">{persona.avatar}'
-            "</text></svg>",
+            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><text x="32" y="34" font-size="46" '
+            f'text-anchor="middle" dominant-baseline="middle">{escape(persona.avatar)}</text></svg>',
             encoding="utf-8",
         )
         paths[persona.id] = str(path)
@@ -110,7 +110,7 @@ class PersonaViews:
     """What the page shows for a persona, in the visitor's language."""
 
     def __init__(self, settings: Settings, personas: PersonaFile, catalog: ModelCatalog):
-        self.settings, self.personas, self.catalog = settings, personas, catalog
+        self.settings, self.catalog = settings, catalog
         self.avatars = write_avatars(personas)
 
     def model_choices(self, persona: Persona, lang: Lang) -> list[tuple[str, str]]:

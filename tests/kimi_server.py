@@ -291,8 +291,8 @@ class KimiServer:
                     yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
                 yield chunk({}, "tool_calls", usage=usage)
+                call.completed = True  # before the last yield: the client may hang up as soon as it reads it
                 yield b"data: [DONE]\n\n"
-                call.completed = True
                 return
             if "think" in d:
                 for piece in ["Let me ", "think ", "about ", "this."]:
@@ -318,8 +318,8 @@ class KimiServer:
             }
             finish = "length" if "length" in d else "content_filter" if "filter" in d else "stop"
             yield chunk({}, finish, usage=usage)
+            call.completed = True  # before the last yield: the client may hang up as soon as it reads it
             yield b"data: [DONE]\n\n"
-            call.completed = True
         finally:
             self.open_streams -= 1
             call.disconnected = not call.completed and "drop" not in d

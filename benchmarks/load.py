@@ -120,7 +120,8 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
         if result.total is None and not result.error:
             result.error = "stream ended early"
     except (httpx.HTTPError, ValueError) as exc:
-        result.error = type(exc).__name__
+        stage = "reading the stream" if result.ttft is not None else "before the first token"
+        result.error = f"{type(exc).__name__} {stage}"
     return result
 
 

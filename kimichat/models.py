@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from openai import AsyncOpenAI, OpenAIError
 
@@ -28,7 +29,7 @@ class ModelInfo:
     reasoning: bool = False
     vision: bool = False
 
-    @property
+    @cached_property  # asked several times per reply; the regex is worth doing once
     def version(self) -> tuple[int, int] | None:
         """(2, 5) for ``kimi-k2.5``, (3, 0) for ``kimi-k3``; None for other families."""
         match = re.match(r"kimi-k(\d+)(?:\.(\d+))?", self.id)

@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -197,26 +198,26 @@ def report(label: str, run: Run) -> dict:
 
 
 def start_upstream(port: int, args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        str(ROOT / "tests" / "kimi_server.py"),
-        "--port",
-        str(port),
-        "--key",
-        KEY,
-        "--tokens",
-        str(args.tokens),
-        "--rate",
-        str(args.rate),
-        "--first",
-        str(args.first),
-    ]
+    cmd = [sys.executable, str(ROOT / "tests" / "kimi_server.py"), "--port", str(port), "--key", KEY, *shape(args)]
     proc = subprocess.Popen(["taskset", "-c", "1", *cmd] if args.pin else cmd)
     wait_http(f"http://127.0.0.1:{port}/v1/models")
     return proc
 
 
-def start_app(port: int, upstream: int, args: argparse.Namespace, extra_env: dict[str, str]) -> subprocess.Popen:
+def shape(args: argparse.Namespace) -> list[str]:
+    """The upstream's shape as command-line options (for the stand-in, or for this script)."""
+    return ["--tokens", str(args.tokens), "--rate", str(args.rate), "--first", str(args.first)]
+
+
+def start_app(
+    port: int,
+    upstream: int,
+    args: argparse.Namespace,
+    extra_env: dict[str, str],
+    core: int | None = 0,
+    log: Any = subprocess.DEVNULL,
+) -> subprocess.Popen:
+    """``python app.py`` against the stand-in, pinned to ``core`` (None: not pinned)."""
     env = {
         **os.environ,
         "MOONSHOT_API_KEY": KEY,
@@ -233,11 +234,11 @@ def start_app(port: int, upstream: int, args: argparse.Namespace, extra_env: dic
     }
     cmd = [sys.executable, str(ROOT / "app.py")]
     proc = subprocess.Popen(
-        ["taskset", "-c", "0", *cmd] if args.pin else cmd,
+        cmd if core is None else ["taskset", "-c", str(core), *cmd],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     wait_http(f"http://127.0.0.1:{port}/")
     return proc
@@ -254,7 +255,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if not base:
             app_port = free_port()
             extra = dict(item.split("=", 1) for item in args.env)
-            procs.append(start_app(app_port, upstream_port, args, extra))
+            procs.append(start_app(app_port, upstream_port, args, extra, core=0 if args.pin else None))
             app_proc = psutil.Process(procs[-1].pid)
             base = f"http://127.0.0.1:{app_port}/"
         fn_index = chat_fn_index(base)

@@ -12,7 +12,6 @@ session to reach the same replica). Not a test: it prints figures for the README
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from load import KEY, ROOT, free_port, start_upstream, wait_http
+from load import free_port, shape, start_app, start_upstream, wait_http
 
 NGINX = """
 worker_processes 1;
@@ -70,59 +69,24 @@ def main() -> None:
         upstream = free_port()
         args.pin = False
         procs.append(start_upstream(upstream, args))
-        ports = []
-        for core in (0, 1):
-            port = free_port()
-            env = {
-                "MOONSHOT_API_KEY": KEY,
-                "MOONSHOT_BASE_URL": f"http://127.0.0.1:{upstream}/v1",
-                "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False",
-                "RATE_LIMIT_STORAGE_URL": f"redis://127.0.0.1:{redis_port}/0",
-                "TRUST_FORWARDED_FOR": "true",
-                "RATE_LIMIT_PER_MINUTE": "1000",
-                "RATE_LIMIT_PER_HOUR": "100000",
-                "UPSTREAM_CONCURRENCY": str(args.users),
-                "CHAT_CONCURRENCY": str(args.users),
-            }
-            procs.append(
-                subprocess.Popen(
-                    ["taskset", "-c", str(core), sys.executable, "app.py"],
-                    cwd=ROOT,
-                    env={**os.environ, **env},
-                    stdout=(work / f"replica-{core}.log").open("w"),
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            ports.append(port)
-        for port in ports:
-            wait_http(f"http://127.0.0.1:{port}/")
+        ports = [free_port(), free_port()]
+        shared = {
+            "RATE_LIMIT_STORAGE_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "TRUST_FORWARDED_FOR": "true",
+            "RATE_LIMIT_PER_MINUTE": "1000",
+            "RATE_LIMIT_PER_HOUR": "100000",
+        }
+        for core, port in enumerate(ports):
+            log = (work / f"replica-{core}.log").open("w")
+            procs.append(start_app(port, upstream, args, shared, core=core, log=log))
         proxy = free_port()
         (work / "nginx.conf").write_text(NGINX.format(dir=work, a=ports[0], b=ports[1], port=proxy))
         procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work), "-g", "daemon off;"]))
         wait_http(f"http://127.0.0.1:{proxy}/")
         time.sleep(0.5)
-        subprocess.run(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("load.py")),
-                "--url",
-                f"http://127.0.0.1:{proxy}/",
-                "--upstream-port",
-                str(upstream),
-                "--users",
-                str(args.users),
-                "--addresses",
-                "16",
-                "--tokens",
-                str(args.tokens),
-                "--rate",
-                str(args.rate),
-                "--first",
-                str(args.first),
-            ],
-            check=False,
-        )
+        load = [sys.executable, str(Path(__file__).with_name("load.py")), "--url", f"http://127.0.0.1:{proxy}/"]
+        load += ["--upstream-port", str(upstream), "--users", str(args.users), "--addresses", "16", *shape(args)]
+        subprocess.run(load, check=False)
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -130,3 +130,13 @@ def test_space_without_secret_shows_the_setup_panel(space_python, space_copy, ki
         assert "MOONSHOT_API_KEY" in str(messages)
     finally:
         app.stop()
+
+
+def test_every_setting_is_in_the_readme_table():
+    from dataclasses import fields
+
+    from kimichat.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [f.metadata["env"] for f in fields(Settings) if f"| `{f.metadata['env']}` |" not in readme]
+    assert missing == []

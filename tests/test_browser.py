@@ -149,13 +149,13 @@ def test_stop_halts_retry_regenerates_clear_empties(open_page, upstream):
     assert last_bot_text(page) == halted and "t199" not in halted
 
     calls = len(upstream.calls)
-    page.get_by_role("button", name="Retry").click()
+    page.locator("#chatbot").get_by_role("button", name="Retry").click()
     assert wait_for(lambda: len(upstream.calls) == calls + 1, 10)
     assert upstream.calls[-1].last_user.startswith("stop me")
     page.locator("#message .stop-button").click()
     wait_idle(page)
 
-    page.get_by_role("button", name="Clear").click()
+    page.locator("#chatbot").get_by_role("button", name="Clear").click()
     expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
     expect(page.locator(BOT)).to_have_count(0)
 

@@ -130,7 +130,7 @@ def _usage(raw: dict[str, Any]) -> Usage:
     )
 
 
-def parse_chunk(data: str) -> list[Event]:
+def parse_chunk(data: str | bytes) -> list[Event]:
     """The events in one SSE ``data:`` payload (not ``[DONE]``)."""
     try:
         chunk = json.loads(data)
@@ -173,11 +173,8 @@ async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterat
     """
     reason: str | None = None
     async with client.chat.completions.with_streaming_response.create(**request.body()) as response:
-        async for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+        async for data in _sse_data(response.iter_bytes()):
+            if data == b"[DONE]":
                 yield Finish(reason)
                 return
             for event in parse_chunk(data):
@@ -186,3 +183,20 @@ async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterat
                 else:
                     yield event
     raise StreamBroken("the stream ended before [DONE]")
+
+
+async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of a server-sent event stream, as bytes.
+
+    Splitting bytes here skips httpx's text decoder and line splitter, two layers per
+    chunk on the hottest path of the app (json.loads reads UTF-8 bytes directly).
+    """
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()

@@ -85,6 +85,7 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
     session = uuid.uuid4().hex[:11]
     start = time.perf_counter()
     first_update = last_update = 0.0
+    stage = "joining the queue"
     try:
         join = await client.post(
             base + "gradio_api/queue/join",
@@ -97,6 +98,7 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
             },
         )
         join.raise_for_status()
+        stage = "waiting for the first token"
         async with client.stream("GET", base + "gradio_api/queue/data", params={"session_hash": session}) as r:
             async for line in r.aiter_lines():
                 if not line.startswith("data:"):
@@ -106,7 +108,7 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
                 if kind == "process_generating":
                     now = time.perf_counter()
                     if result.ttft is None:
-                        result.ttft, first_update = now - start, now
+                        result.ttft, first_update, stage = now - start, now, "reading the stream"
                     result.updates += 1
                     last_update = now
                 elif kind == "process_completed":
@@ -121,8 +123,7 @@ async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: st
         if result.total is None and not result.error:
             result.error = "stream ended early"
     except (httpx.HTTPError, ValueError) as exc:
-        stage = "reading the stream" if result.ttft is not None else "before the first token"
-        result.error = f"{type(exc).__name__} {stage}"
+        result.error = f"{type(exc).__name__} while {stage}"
     return result
 
 

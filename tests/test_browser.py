@@ -272,3 +272,14 @@ def test_markdown_tables_and_code_render_with_copy_buttons(open_page, upstream):
     expect(bot.locator("pre code").first).to_contain_text("print")
     expect(bot.locator("pre code .token").first).to_be_attached()  # highlighted
     expect(bot.locator("button.copy_code_button").first).to_be_attached()  # each code block has a copy button
+
+
+def test_errors_show_inline_apart_from_the_answer(open_page, upstream):
+    page = open_page()
+    send(page, "cut me [[drop:3]]")
+    expect(page.locator("#chatbot")).to_contain_text("The reply was cut off", timeout=20_000)
+    wait_idle(page)
+    bots = page.locator(BOT)
+    expect(bots.nth(bots.count() - 2)).to_contain_text("Echo: cut ")  # the partial reply stays
+    expect(bots.last).to_contain_text("⚠️ Note")  # the note is its own titled box, after the answer
+    expect(bots.last).not_to_contain_text("Echo")

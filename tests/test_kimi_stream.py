@@ -94,3 +94,13 @@ def test_model_capabilities_from_ids():
     assert not ModelInfo("kimi-k2-turbo-preview").fixed_sampling
     assert ModelInfo("moonshot-v1-8k").default_temperature == 0.3
     assert ModelInfo("kimi-k2-thinking").default_temperature == 1.0
+
+
+async def test_sse_lines_split_across_chunks_and_crlf():
+    from kimichat.kimi import _sse_data
+
+    async def chunks():
+        for part in [b'data: {"a"', b': 1}\r\n\r\n: keep-alive\n', b"data: [DO", b"NE]\n\n"]:
+            yield part
+
+    assert [d async for d in _sse_data(chunks())] == [b'{"a": 1}', b"[DONE]"]

@@ -60,6 +60,7 @@ class Update:
     messages: list[Message]
     usage: Usage | None = None
     model: str = ""
+    conversation_tokens: int = 0  # on the last update: the whole conversation's tokens, this reply included
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,9 @@ class ChatService:
         text, files = _split_message(message)
         segment = [*current_segment(history, persona.id), _user_message(text, files)]
         conversation = turns(segment)
+        spent = conversation_tokens(segment)
         refusal = await self._refusal(
-            segment, sum(turn.role == "user" for turn in conversation) - 1, text or " ".join(files), visitor, lang
+            sum(turn.role == "user" for turn in conversation) - 1, spent, text or " ".join(files), visitor, lang
         )
         if refusal:
             yield Update([note(refusal, lang)])
@@ -229,14 +231,16 @@ class ChatService:
             if self.guard.upstream_full:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot():
-                messages = build_messages(persona, segment, lang, ready)
+                messages = build_messages(persona, conversation, lang, ready)
                 async for update in self._answer(client, persona, model, messages, temperature, reply):
+                    if update.usage is not None:
+                        update.conversation_tokens = spent + update.usage.total_tokens
                     yield update
         finally:
             if own_client is not None:
                 await own_client.close()
 
-    async def _refusal(self, segment: list, earlier_turns: int, text: str, visitor: Visitor, lang: Lang) -> str:
+    async def _refusal(self, earlier_turns: int, spent: int, text: str, visitor: Visitor, lang: Lang) -> str:
         """Why this message will not be sent, in the visitor's words; "" if it will."""
         refusal = self.guard.check_input(text, earlier_turns)
         if refusal:
@@ -244,8 +248,8 @@ class ChatService:
         if self.client is None and not visitor.api_key:
             return Failure("no_key").message(lang, self.settings.settings_url)
         budget = self.settings.conversation_token_budget
-        if budget and (used := conversation_tokens(segment)) >= budget:
-            return t("budget", lang, used=used, limit=budget)
+        if budget and spent >= budget:
+            return t("budget", lang, used=spent, limit=budget)
         refusal = await self.guard.check_rate(visitor.ids)
         return t(refusal.key, lang, **refusal.values) if refusal else ""
 

@@ -147,11 +147,11 @@ def turns(history: list[Mapping[str, Any]]) -> list[Turn]:
 
 def build_messages(
     persona: Persona,
-    history: list[Mapping[str, Any]],
+    conversation: list[Turn],
     lang: Lang,
     attachments: Mapping[str, Attachment] | None = None,
 ) -> list[KimiMessage]:
-    """System prompt, few-shot examples, then this persona's turns (the new one last).
+    """System prompt, few-shot examples, then ``conversation`` (this persona's turns, the new one last).
 
     A document goes in as a system message of its own just before the question it came
     with, as Moonshot documents; images become ``image_url`` parts of their question.
@@ -160,7 +160,7 @@ def build_messages(
     messages: list[KimiMessage] = [{"role": "system", "content": persona.prompt(lang)}]
     for shot in persona.few_shot:
         messages += [{"role": "user", "content": shot.user}, {"role": "assistant", "content": shot.assistant}]
-    for turn in turns(current_segment(history, persona.id)):
+    for turn in conversation:
         ready = [attachments[path] for path in turn.files if path in attachments]
         messages += [{"role": "system", "content": a.data} for a in ready if a.kind == "document"]
         images = [{"type": "image_url", "image_url": {"url": a.data}} for a in ready if a.kind == "image"]

@@ -50,7 +50,7 @@ class Failure:
     def message(self, lang: Lang, settings_url: str) -> str:
         """The sentence the visitor reads: no traceback, no key, no upstream text."""
         where = t("no_key_where", lang, url=settings_url) if settings_url else ""
-        if self.kind in {"busy", "rate_limited", "server_error", "connection"}:
+        if self.kind in RETRYABLE or self.kind == "rate_limited":
             return t("busy", lang, seconds=int(self.wait or 10))
         if self.kind in {"no_key", "auth", "no_balance"}:
             return t(self.kind, lang, where=where)

@@ -16,7 +16,7 @@ import gradio as gr
 
 from .attachments import ACCEPTED, Attachments
 from .chat import ChatService, Update, Visitor
-from .conversation import conversation_persona, conversation_tokens, persona_tag
+from .conversation import conversation_persona, persona_tag
 from .guard import Guard, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .kimi import make_client
@@ -74,8 +74,8 @@ def persona_choices(personas: PersonaFile, lang: Lang) -> list[tuple[str, str]]:
     return [(f"{p.avatar} {p.name.get(lang)}", p.id) for p in personas.visible]
 
 
-def usage_line(update: Update, lang: Lang, earlier: int) -> str:
-    """Under the chat: this reply's tokens, and the conversation's with ``earlier`` ones."""
+def usage_line(update: Update, lang: Lang) -> str:
+    """Under the chat: this reply's tokens, and the conversation's so far."""
     usage = update.usage
     if usage is None:
         return ""
@@ -85,7 +85,7 @@ def usage_line(update: Update, lang: Lang, earlier: int) -> str:
         reply=usage.total_tokens,
         prompt=usage.prompt_tokens,
         completion=usage.completion_tokens,
-        total=earlier + usage.total_tokens,
+        total=update.conversation_tokens,
         model=update.model,
     )
 
@@ -200,7 +200,6 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             request: gr.Request,
         ):
             lang = lang_of(request)
-            earlier = conversation_tokens(history)
             host = request.client.host if request.client else None
             visitor = Visitor(
                 visitor_ids(request.headers, host, request.session_hash, settings.behind_proxy),
@@ -208,7 +207,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             )
             async for update in service.reply(message, history, persona_id, model_id or None, temp, lang, visitor):
                 # "" while streaming, not gr.skip(): Gradio 6.31 rebuilds a component for every skip()
-                yield update.messages, usage_line(update, lang, earlier)
+                yield update.messages, usage_line(update, lang)
 
         chat = gr.ChatInterface(
             respond,

@@ -67,7 +67,7 @@ def test_documents_and_images_are_placed_as_moonshot_documents():
         "/d.pdf": Attachment("document", "d.pdf", '{"content": "paper"}'),
         "/i.png": Attachment("image", "i.png", "data:image/png;base64,AAAA"),
     }
-    messages = build_messages(persona, history, "en", ready)
+    messages = build_messages(persona, turns(history), "en", ready)
     assert messages[1] == {"role": "system", "content": '{"content": "paper"}'}
     assert messages[2] == {
         "role": "user",
@@ -93,7 +93,7 @@ def test_history_is_cut_where_another_persona_spoke():
 def test_messages_are_system_then_shots_then_turns_then_message():
     tutor = PERSONAS.by_id["writing-tutor"]
     messages = build_messages(
-        tutor, [bot("hello", "writing-tutor"), user("q1"), bot("a1", "writing-tutor"), user("q2")], "zh"
+        tutor, turns([bot("hello", "writing-tutor"), user("q1"), bot("a1", "writing-tutor"), user("q2")]), "zh"
     )
     assert messages[0] == {"role": "system", "content": tutor.prompt("zh")}
     assert messages[1]["content"] == tutor.few_shot[0].user
@@ -103,5 +103,5 @@ def test_messages_are_system_then_shots_then_turns_then_message():
 
 def test_localized_prompt_follows_the_visitor():
     researcher = PERSONAS.by_id["researcher"]
-    assert "实验室老猫" in build_messages(researcher, [user("你好")], "zh")[0]["content"]
-    assert "Lab Cat" in build_messages(researcher, [user("hi")], "en")[0]["content"]
+    assert "实验室老猫" in build_messages(researcher, turns([user("你好")]), "zh")[0]["content"]
+    assert "Lab Cat" in build_messages(researcher, turns([user("hi")]), "en")[0]["content"]

@@ -100,7 +100,7 @@ async def test_sse_lines_split_across_chunks_and_crlf():
     from kimichat.kimi import _sse_data
 
     async def chunks():
-        for part in [b'data: {"a"', b': 1}\r\n\r\n: keep-alive\n', b"data: [DO", b"NE]\n\n"]:
+        for part in [b'data: {"a"', b": 1}\r\n\r\n: keep-alive\n", b"data: [DO", b"NE]\n\n"]:
             yield part
 
     assert [d async for d in _sse_data(chunks())] == [b'{"a": 1}', b"[DONE]"]

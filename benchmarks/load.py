@@ -259,6 +259,8 @@ async def main_async(args: argparse.Namespace) -> None:
             procs.append(start_app(app_port, upstream_port, args, extra, core=0 if args.pin else None))
             app_proc = psutil.Process(procs[-1].pid)
             base = f"http://127.0.0.1:{app_port}/"
+        elif args.pid:
+            app_proc = psutil.Process(args.pid)
         fn_index = chat_fn_index(base)
         limits = httpx.Limits(max_connections=args.users * 2 + 20, max_keepalive_connections=args.users * 2 + 20)
         # Source addresses 127.0.0.1, 127.0.1.1, ... look like visitors from different networks to
@@ -307,6 +309,7 @@ def main() -> None:
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the app to one core")
     parser.add_argument("--url", help="load an app that is already running (with its own upstream)")
     parser.add_argument("--upstream-port", type=int, help="use a Kimi stand-in already on this port")
+    parser.add_argument("--pid", type=int, help="with --url: the app's process, for its CPU time and memory")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra app setting")
     parser.add_argument(
         "--addresses", type=int, default=1, help="spread users over N source addresses 127.0.K.1 (for ip_hash)"

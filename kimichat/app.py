@@ -9,7 +9,8 @@ import gradio as gr
 
 from .personas import PersonaFileError, load_personas
 from .settings import Settings, SettingsError
-from .ui import build, launch_options
+from .ui import build
+from .ui import launch_options as _launch_options
 
 __all__ = ["create_demo", "launch_options"]
 
@@ -29,3 +30,8 @@ def create_demo() -> gr.Blocks:
             "MOONSHOT_API_KEY is not set: the app will explain how to add it instead of chatting"
         )
     return build(settings, personas)
+
+
+def launch_options() -> dict:
+    """``demo.launch`` keywords for the same environment ``create_demo`` read (it exited if that was bad)."""
+    return _launch_options(Settings.from_env())

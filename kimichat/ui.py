@@ -297,6 +297,11 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     return demo
 
 
-def launch_options() -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch``: Gradio 6 takes i18n, css and theme there."""
-    return {"i18n": LABELS, "ssr_mode": False, "css": CSS}
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``demo.launch``: Gradio 6 takes i18n, css and theme there.
+
+    ``max_threads`` also caps how many queued events Gradio runs at once (40 by default,
+    whatever the events' concurrency limits say), so it must leave room for every chat
+    plus the short queued steps around them (re-enabling the textbox, examples).
+    """
+    return {"i18n": LABELS, "ssr_mode": False, "css": CSS, "max_threads": 2 * settings.chat_concurrency}

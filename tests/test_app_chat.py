@@ -110,14 +110,16 @@ def test_chinese_visitor_gets_chinese_notes(app, upstream):
     assert "长度上限" in notes_of(messages)
 
 
-def test_many_chats_stream_at_once(app, upstream):
-    upstream.token_delay = 0.05
+def test_more_chats_than_gradios_default_40_stream_at_once(app, upstream):
+    """Gradio runs at most ``max_threads`` (default 40) queued events at once, whatever the
+    concurrency limits say; the app raises it so CHAT_CONCURRENCY (100 here) is what holds."""
+    upstream.token_delay = 0.1
     upstream.tokens = 30
-    clients = [app.client() for _ in range(20)]
-    with ThreadPoolExecutor(20) as pool:
+    clients = [app.client() for _ in range(48)]
+    with ThreadPoolExecutor(48) as pool:
         results = list(pool.map(lambda c: ask(c, "hi", "assistant", "", 0.6), clients))
     assert all(answer_of(messages).endswith(" t29") for messages, _ in results)
-    assert upstream.max_open_streams >= 15, upstream.max_open_streams
+    assert upstream.max_open_streams > 40, upstream.max_open_streams
 
 
 def test_key_is_nowhere_a_visitor_can_see(app, client, upstream):

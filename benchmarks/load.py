@@ -40,8 +40,9 @@ KEY = "sk-test-bench"
 
 @dataclass
 class Result:
-    ttft: float | None = None
-    total: float | None = None
+    ttft: float | None = None  # message sent -> first streamed update
+    total: float | None = None  # message sent -> reply complete
+    ready: float | None = None  # message sent -> every step of the message done (the textbox is back)
     updates: int = 0
     stream_seconds: float = 0.0
     error: str = ""
@@ -74,57 +75,165 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def chat_fn_index(base: str) -> int:
-    config = httpx.get(base + "config", timeout=10).json()
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
+@dataclass
+class Plan:
+    """What a browser sends, read from the app's config: the page-load events, and the events
+    one message sets off (the textbox's submit and every ``.then``/``.success`` after it, plus
+    the change events of browser-side values they update). ``--path api`` sends /chat instead."""
+
+    values: dict[int, Any]  # each component's value as the page starts
+    states: set[int]  # server-side State: the browser sends null for these
+    saved: set[int]  # BrowserState: values kept in the browser's storage
+    deps: dict[int, dict[str, Any]]
+    load: list[int]
+    message: list[int]
+    changes: dict[int, list[int]]  # component -> events its change sets off (browser-side values only)
+
+    @classmethod
+    def read(cls, base: str, path: str) -> Plan:
+        config = httpx.get(base + "config", timeout=10).json()
+        deps = {d["id"]: d for d in config["dependencies"]}
+        values, states, saved = {}, set(), set()
+        for c in config["components"]:
+            props = c.get("props", {})
+            values[c["id"]] = props.get("default_value") if c["type"] == "browserstate" else props.get("value")
+            if c["type"] == "state":
+                states.add(c["id"])
+            if c["type"] == "browserstate":
+                saved.add(c["id"])
+        load = [d["id"] for d in deps.values() if any(t[1] == "load" for t in d["targets"])]
+        changes: dict[int, list[int]] = {}
+        for d in deps.values():
+            for target, event in d["targets"]:
+                if event == "change" and target is not None and target not in states:
+                    changes.setdefault(target, []).append(d["id"])
+        if path == "api":
+            message = [next(d["id"] for d in deps.values() if d.get("api_name") == "chat")]
+        else:
+            message = [next(d["id"] for d in deps.values() if any(t[1] == "submit" for t in d["targets"]))]
+            for fn in message:  # grows as it goes: each step's followers join the end
+                message += sorted(d["id"] for d in deps.values() if d.get("trigger_after") == fn)
+        return cls(values, states, saved, deps, load, message, changes)
 
 
-async def one_chat(client: httpx.AsyncClient, base: str, fn_index: int, text: str) -> Result:
-    """Join the queue as the browser does and read the session's event stream to the end."""
-    result = Result()
-    session = uuid.uuid4().hex[:11]
-    start = time.perf_counter()
-    first_update = last_update = 0.0
-    stage = "joining the queue"
-    try:
-        join = await client.post(
-            base + "gradio_api/queue/join",
-            json={
-                "data": [{"text": text, "files": []}, None, "assistant", "", 0.6, ""],
-                "fn_index": fn_index,
-                "session_hash": session,
-                "event_data": None,
-                "trigger_id": None,
-            },
-        )
+class Visitor:
+    """One browser tab: its session, the values its page holds, and the steps it sends."""
+
+    def __init__(self, client: httpx.AsyncClient, base: str, plan: Plan):
+        self.client, self.base, self.plan = client, base, plan
+        self.session = uuid.uuid4().hex[:11]
+        self.values = dict(plan.values)
+        self.heartbeat: asyncio.Task | None = None
+
+    async def open_page(self) -> Result:
+        """GET the page, hold the heartbeat stream open, run the load events, as the browser does."""
+        result = Result()
+        start = time.perf_counter()
+        try:
+            (await self.client.get(self.base)).raise_for_status()
+            self.heartbeat = asyncio.create_task(self._heartbeat())
+            for fn in self.plan.load:
+                await self._step(fn, result, start)
+            result.total = result.ready = time.perf_counter() - start
+        except (httpx.HTTPError, ValueError, RuntimeError) as exc:
+            result.error = f"{type(exc).__name__} while loading the page: {exc}"[:160]
+        return result
+
+    async def send(self, text: str, textbox: int) -> Result:
+        """Type ``text`` and press Enter: every step of the message, timed from the first."""
+        result = Result()
+        self.values[textbox] = {"text": text, "files": []}
+        start = time.perf_counter()
+        try:
+            for fn in self.plan.message:
+                await self._step(fn, result, start)
+            result.ready = time.perf_counter() - start
+        except (httpx.HTTPError, ValueError, RuntimeError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"[:160]
+        if result.total is None and not result.error:
+            result.error = "no reply"
+        return result
+
+    def close(self) -> None:
+        if self.heartbeat:
+            self.heartbeat.cancel()
+
+    async def _heartbeat(self) -> None:
+        async with self.client.stream("GET", f"{self.base}gradio_api/heartbeat/{self.session}") as r:
+            async for _ in r.aiter_lines():
+                pass
+
+    async def _step(self, fn: int, result: Result, start: float) -> None:
+        dep = self.plan.deps[fn]
+        body = {
+            "data": [None if i in self.plan.states else self.values.get(i) for i in dep["inputs"]],
+            "event_data": None,
+            "fn_index": fn,
+            "trigger_id": None,
+            "session_hash": self.session,
+        }
+        if not dep.get("backend_fn", True):  # runs in the browser and costs the server nothing
+            outputs = self._in_browser(dep, body["data"])
+        elif dep.get("queue", True) is False:
+            response = await self.client.post(self.base + "gradio_api/run/predict", json=body)
+            response.raise_for_status()
+            outputs = response.json()["data"]
+        else:
+            outputs = await self._queued(body, result, start)
+        changed = []
+        for component, value in zip(dep["outputs"], outputs or [], strict=False):
+            if isinstance(value, dict) and value.get("__type__") == "update":
+                if "value" not in value:
+                    continue
+                value = value["value"]
+            if self.values.get(component) != value:
+                changed.append(component)
+            self.values[component] = value
+        for component in changed:
+            for follower in self.plan.changes.get(component, []):
+                await self._step(follower, result, start)
+
+    def _in_browser(self, dep: dict[str, Any], inputs: list[Any]) -> list[Any]:
+        """What the app's browser-side steps do, as far as later requests see it: a step that
+        writes saved chats puts the current chat (its first input) first among them."""
+        outputs = [self.values.get(i) for i in dep["outputs"]]
+        for k, component in enumerate(dep["outputs"]):
+            if component in self.plan.saved:
+                outputs[k] = [inputs[0], *(self.values.get(component) or [])]
+        return outputs
+
+    async def _queued(self, body: dict[str, Any], result: Result, start: float) -> list[Any]:
+        join = await self.client.post(self.base + "gradio_api/queue/join", json=body)
         join.raise_for_status()
-        stage = "waiting for the first token"
-        async with client.stream("GET", base + "gradio_api/queue/data", params={"session_hash": session}) as r:
+        event_id = join.json()["event_id"]
+        first = last = 0.0
+        streamed = False
+        params = {"session_hash": self.session}
+        async with self.client.stream("GET", self.base + "gradio_api/queue/data", params=params) as r:
             async for line in r.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 msg = json.loads(line[5:])
+                if msg.get("event_id") not in (None, event_id):
+                    continue
                 kind = msg.get("msg")
                 if kind == "process_generating":
                     now = time.perf_counter()
                     if result.ttft is None:
-                        result.ttft, first_update, stage = now - start, now, "reading the stream"
+                        result.ttft, first = now - start, now
+                    streamed = True
                     result.updates += 1
-                    last_update = now
+                    last = now
                 elif kind == "process_completed":
-                    result.total = time.perf_counter() - start
                     if not msg.get("success", True):
-                        result.error = "failed: " + str(msg.get("output", ""))[:80]
-                    break
+                        raise RuntimeError("failed: " + str(msg.get("output", ""))[:80])
+                    if streamed:
+                        result.total = time.perf_counter() - start
+                        result.stream_seconds = last - first
+                    return (msg.get("output") or {}).get("data") or []
                 elif kind == "queue_full":
-                    result.error = "queue full"
-                    break
-        result.stream_seconds = last_update - first_update
-        if result.total is None and not result.error:
-            result.error = "stream ended early"
-    except (httpx.HTTPError, ValueError) as exc:
-        result.error = f"{type(exc).__name__} while {stage}"
-    return result
+                    raise RuntimeError("queue full")
+        raise RuntimeError("stream ended early")
 
 
 async def sdk_chat(client, text: str) -> Result:
@@ -167,7 +276,7 @@ async def drive(users: int, make_one, proc: psutil.Process | None) -> Run:
     return run
 
 
-def report(label: str, run: Run) -> dict:
+def report(label: str, run: Run, per: str = "reply") -> dict:
     ok = [r for r in run.results if not r.error]
     ttft = [r.ttft for r in ok if r.ttft is not None]
     total = [r.total for r in ok if r.total is not None]
@@ -177,21 +286,27 @@ def report(label: str, run: Run) -> dict:
         "ttft_p99": pct(ttft, 0.99),
         "total_p50": pct(total, 0.5),
         "total_p99": pct(total, 0.99),
+        "ready_p99": pct([r.ready for r in ok if r.ready is not None], 0.99),
         "errors": len(run.results) - len(ok),
         "updates_per_s": statistics.median(rates) if rates else float("nan"),
         "cpu_ms_per_reply": 1000 * run.cpu_seconds / max(1, len(ok)),
         "peak_rss_mb": run.peak_rss / 2**20,
     }
-    print(
-        f"{label}: TTFT p50 {figures['ttft_p50']:.2f} s, p99 {figures['ttft_p99']:.2f} s | reply p50 "
-        f"{figures['total_p50']:.2f} s, p99 {figures['total_p99']:.2f} s | errors {figures['errors']}"
-        + (
-            f" | {figures['updates_per_s']:.1f} UI updates/s per stream | server CPU "
-            f"{figures['cpu_ms_per_reply']:.1f} ms/reply | peak RSS {figures['peak_rss_mb']:.0f} MB"
-            if run.peak_rss
-            else ""
-        )
+    timing = (
+        f"TTFT p50 {figures['ttft_p50']:.2f} s, p99 {figures['ttft_p99']:.2f} s | reply p50 "
+        f"{figures['total_p50']:.2f} s, p99 {figures['total_p99']:.2f} s"
+        if ttft
+        else f"done p50 {figures['total_p50']:.2f} s, p99 {figures['total_p99']:.2f} s"
     )
+    if ttft and figures["ready_p99"] > figures["total_p99"]:
+        timing += f" | ready to type again p99 {figures['ready_p99']:.2f} s"
+    server = (
+        f" | server CPU {figures['cpu_ms_per_reply']:.1f} ms/{per} | peak RSS {figures['peak_rss_mb']:.0f} MB"
+        if run.peak_rss
+        else ""
+    )
+    rate = f" | {figures['updates_per_s']:.1f} UI updates/s per stream" if rates else ""
+    print(f"{label}: {timing} | errors {figures['errors']}{rate}{server}")
     errors = sorted({r.error for r in run.results if r.error})
     if errors:
         print("  errors:", errors[:5])
@@ -261,8 +376,9 @@ async def main_async(args: argparse.Namespace) -> None:
             base = f"http://127.0.0.1:{app_port}/"
         elif args.pid:
             app_proc = psutil.Process(args.pid)
-        fn_index = chat_fn_index(base)
-        limits = httpx.Limits(max_connections=args.users * 2 + 20, max_keepalive_connections=args.users * 2 + 20)
+        plan = Plan.read(base, args.path)
+        textbox = plan.deps[plan.message[0]]["inputs"][0]
+        limits = httpx.Limits(max_connections=args.users * 3 + 20, max_keepalive_connections=args.users * 3 + 20)
         # Source addresses 127.0.0.1, 127.0.1.1, ... look like visitors from different networks to
         # nginx's ip_hash, which keys on the first three octets of an address.
         clients = [
@@ -272,18 +388,28 @@ async def main_async(args: argparse.Namespace) -> None:
             )
             for k in range(args.addresses)
         ]
+        visitors = [Visitor(clients[i % len(clients)], base, plan) for i in range(args.users)]
         try:
-            await one_chat(clients[0], base, fn_index, "warm up")  # imports, first model list
+            warm = Visitor(clients[0], base, plan)  # imports, the first model list
+            await warm.open_page()
+            await warm.send("warm up", textbox)
+            warm.close()
             print(
-                f"{args.users} users at once; upstream {args.first:.1f} s to the first token, then "
-                f"{args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
+                f"{args.users} users at once ({args.path} path); upstream {args.first:.1f} s to the first token, "
+                f"then {args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
             )
-            app_run = await drive(
-                args.users, lambda i: one_chat(clients[i % len(clients)], base, fn_index, f"user {i} hello"), app_proc
-            )
+            if args.cold:  # the old way: the message's first request creates the session
+                page = None
+            else:  # every tab is open first, as when people type into a page they have loaded
+                page = await drive(args.users, lambda i: visitors[i].open_page(), app_proc)
+            app_run = await drive(args.users, lambda i: visitors[i].send(f"user {i} hello", textbox), app_proc)
         finally:
+            for visitor in visitors:
+                visitor.close()
             for client in clients:
                 await client.aclose()
+        if page:
+            report("page loads", page, per="page")
         app = report("app (Gradio queue)", app_run)
         if args.floor:
             from openai import AsyncOpenAI
@@ -307,6 +433,13 @@ def main() -> None:
     parser.add_argument("--first", type=float, default=0.2, help="upstream seconds to the first token")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the openai SDK floor run")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the app to one core")
+    parser.add_argument(
+        "--path",
+        choices=["browser", "api"],
+        default="browser",
+        help="browser: every request the page sends for a message (default); api: one call to /chat",
+    )
+    parser.add_argument("--cold", action="store_true", help="no page load first: the message creates the session")
     parser.add_argument("--url", help="load an app that is already running (with its own upstream)")
     parser.add_argument("--upstream-port", type=int, help="use a Kimi stand-in already on this port")
     parser.add_argument("--pid", type=int, help="with --url: the app's process, for its CPU time and memory")

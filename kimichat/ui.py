@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from . import chat_box
 from .attachments import ACCEPTED, Attachments
 from .chat import ChatService, Update, Visitor
 from .conversation import conversation_persona, persona_tag
@@ -29,11 +30,6 @@ LATEX = [
     {"left": "\\[", "right": "\\]", "display": True},
     {"left": "\\(", "right": "\\)", "display": False},
 ]  # no single "$": prices such as "$5 and $10" must stay text
-
-# Saved chats are keyed and encrypted with fixed values so they survive a restart of the
-# Space (Gradio's defaults are random per launch). The data never leaves the browser.
-STORAGE_KEY = "kimi-persona-chat/conversations/v1"
-STORAGE_SECRET = "kimi-persona-chat-local-history"
 
 CSS = (Path(__file__).parent / "static" / "app.css").read_text(encoding="utf-8")
 EXPORT_JS = (Path(__file__).parent / "static" / "export.js").read_text(encoding="utf-8")
@@ -137,9 +133,8 @@ class PersonaViews:
         )
 
     def new_chat(self, persona: Persona, lang: Lang) -> tuple:
-        """A fresh conversation: greeting in the chat and its state, no saved slot yet."""
-        opening = greeting(persona, lang)
-        return (*self.panel(persona, lang), self.chatbot(persona, opening), opening, None)
+        """A fresh conversation: the greeting in the chat, no saved slot yet."""
+        return (*self.panel(persona, lang), self.chatbot(persona, greeting(persona, lang)), None)
 
 
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
@@ -188,96 +183,79 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 visible=settings.allow_visitor_keys,
                 elem_id="visitor-key",
             )
-        usage = gr.Markdown(render=False, elem_id="usage")
+        box = chat_box.render(greeting(first, "en"), views.avatars[first.id], LABELS("placeholder"), ACCEPTED, LATEX)
+        options = [picker, model_picker, temperature, visitor_key]
 
-        async def respond(
-            message: dict[str, Any],
-            history: list[dict[str, Any]],
-            persona_id: str,
-            model_id: str,
-            temp: float,
-            own_key: str,
-            request: gr.Request,
-        ):
-            lang = lang_of(request)
+        def visitor_of(request: gr.Request, own_key: str) -> Visitor:
             host = request.client.host if request.client else None
-            visitor = Visitor(
+            return Visitor(
                 visitor_ids(request.headers, host, request.session_hash, settings.behind_proxy),
                 (own_key or "").strip() if settings.allow_visitor_keys else "",
             )
-            async for update in service.reply(message, history, persona_id, model_id or None, temp, lang, visitor):
-                # "" while streaming, not gr.skip(): Gradio 6.31 rebuilds a component for every skip()
-                yield update.messages, usage_line(update, lang)
 
-        chat = gr.ChatInterface(
-            respond,
-            chatbot=gr.Chatbot(
-                value=greeting(first, "en"),
-                latex_delimiters=LATEX,
-                buttons=["copy", "copy_all"],
-                avatar_images=(None, views.avatars[first.id]),
-                elem_id="chatbot",
-                show_label=False,
-                scale=1,
-                height="64vh",
-                feedback_options=None,
-            ),
-            multimodal=True,
-            textbox=gr.MultimodalTextbox(
-                placeholder=LABELS("placeholder"),
-                show_label=False,
-                submit_btn=True,
-                stop_btn=True,
-                autofocus=True,
-                file_types=ACCEPTED,
-                file_count="multiple",
-                sources=["upload"],
-                scale=7,
-                elem_id="message",
-            ),
-            additional_inputs=[picker, model_picker, temperature, visitor_key],
-            additional_outputs=[usage],
-            editable=True,
-            save_history=True,
+        async def respond(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
+            """The page's reply: the whole chat as it grows, and the usage line."""
+            lang = lang_of(request)
+            shown = chat_box.for_page([*(history or []), *chat_box.user_messages(message)])
+            yield shown, ""
+            visitor = visitor_of(request, own_key)
+            async for update in service.reply(
+                message, history or [], persona_id, model_id or None, temp, lang, visitor
+            ):
+                yield [*shown, *chat_box.for_page(update.messages)], usage_line(update, lang)
+
+        async def api_reply(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
+            """/chat for API callers: this reply's messages; the conversation stays in the session."""
+            lang, asked = lang_of(request), [*(history or []), *chat_box.user_messages(message)]
+            visitor = visitor_of(request, own_key)
+            async for update in service.reply(
+                message, history or [], persona_id, model_id or None, temp, lang, visitor
+            ):
+                yield update.messages, [*asked, *update.messages], usage_line(update, lang)
+
+        chat_box.wire(box, respond, options, settings.chat_concurrency)
+        api_history, api_response = gr.State([]), gr.JSON(visible=False)
+        gr.Button(visible=False).click(
+            api_reply,
+            [box.textbox, api_history, *options],
+            [api_response, api_history, box.usage],
             api_name="chat",
-            cache_examples=False,
             concurrency_limit=settings.chat_concurrency,
-            fill_height=True,
+            concurrency_id="chat",
+            postprocess=False,
         )
-        usage.render()
-        chat.saved_conversations.storage_key = STORAGE_KEY
-        chat.saved_conversations.secret = STORAGE_SECRET
-        chat.new_chat_button.visible = False  # ours opens with the greeting instead of an empty chat
-        chat.chat_history_dataset.elem_id = "history"
-        fresh = [card, model_picker, temperature, chat.chatbot, chat.chatbot_state, chat.conversation_id]
+        fresh = [card, model_picker, temperature, box.chatbot, box.slot]
 
-        async def on_load(persona_id: str, request: gr.Request):
+        async def on_load(persona_id: str, saved: list, request: gr.Request):
             await catalog.models()  # the first page load fetches the list; later ones reuse it
             lang = lang_of(request)
             return (
                 setup_panel(settings, lang),
                 gr.update(choices=persona_choices(personas, lang)),
                 *views.new_chat(service.persona(persona_id), lang),
+                chat_box.titles(saved),
             )
 
         def on_restore(index: int, saved: list, request: gr.Request):
             """A saved conversation comes back with its own persona (read from its replies)."""
             lang = lang_of(request)
-            persona = service.persona(conversation_persona(saved[index]) if 0 <= index < len(saved) else None)
-            return persona.id, *views.panel(persona, lang), views.chatbot(persona)
+            found = 0 <= index < len(saved)
+            persona = service.persona(conversation_persona(saved[index]) if found else None)
+            chat = views.chatbot(persona, saved[index] if found else None)
+            return persona.id, *views.panel(persona, lang), chat, index if found else None
 
         def start_new(persona_id: str, request: gr.Request):
             return views.new_chat(service.persona(persona_id), lang_of(request))
 
         quiet = {"api_visibility": "undocumented", "queue": False}
-        demo.load(on_load, [picker], [setup, picker, *fresh], **quiet)
+        demo.load(on_load, [picker, box.saved], [setup, picker, *fresh, box.history], **quiet)
         # .input, not .change: restoring a conversation sets the picker without resetting the chat
         picker.input(start_new, [picker], fresh, **quiet)
         new_chat.click(start_new, [picker], fresh, **quiet)
-        chat.chat_history_dataset.click(
+        box.history.click(
             on_restore,
-            [chat.chat_history_dataset, chat.saved_conversations],
-            [picker, card, model_picker, temperature, chat.chatbot],
+            [box.history, box.saved],
+            [picker, card, model_picker, temperature, box.chatbot, box.slot],
             **quiet,
         )
         model_picker.change(
@@ -286,7 +264,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             [temperature],
             **quiet,
         )
-        export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
+        export.click(None, [box.chatbot, picker], None, js=EXPORT_JS)
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400
     # waiting, "auto" cost 48 ms of CPU per reply against 27-31 ms (benchmarks/load.py --users 500).
     demo.queue(

@@ -1,0 +1,244 @@
+"""The chat box: chatbot, message box, saved chats, and the events that run a reply.
+
+Built from plain Gradio blocks rather than ``gr.ChatInterface`` for speed. ChatInterface's
+browser sends eight requests per message (two of them queue joins, four carrying the whole
+conversation or every saved conversation). Here a message is one small request that
+locks the message box, one queued event that streams the reply, and one small request
+after it; the saved chats are updated in the browser, where they live.
+
+The same steps serve a typed message, an example button, retry and edit: each puts the
+message in ``pending`` and the queued ``respond`` answers whatever is pending.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio_client.utils import get_mimetype
+
+from .conversation import text_of
+
+Message = dict[str, Any]
+EMPTY = {"text": "", "files": []}
+
+# Saved chats are keyed and encrypted with fixed values so they survive a restart of the
+# Space (Gradio's defaults are random per launch). The data never leaves the browser.
+STORAGE_KEY = "kimi-persona-chat/conversations/v1"
+STORAGE_SECRET = "kimi-persona-chat-local-history"
+
+SAVE_JS = (Path(__file__).parent / "static" / "save.js").read_text(encoding="utf-8")
+FORGET_JS = (Path(__file__).parent / "static" / "forget.js").read_text(encoding="utf-8")
+
+
+@dataclass
+class ChatBox:
+    """The chat's components; ``slot`` is this chat's place among the saved ones (None: unsaved)."""
+
+    chatbot: gr.Chatbot
+    textbox: gr.MultimodalTextbox
+    usage: gr.Markdown
+    saved: gr.BrowserState
+    slot: gr.Number
+    history: gr.Dataset
+    pending: gr.State
+
+
+def user_messages(message: Any) -> list[Message]:
+    """The visitor's message as chat messages: each file, then the text (as ChatInterface shows them)."""
+    if isinstance(message, str):
+        return [{"role": "user", "content": message}] if message else []
+    files = [f.get("path") if isinstance(f, dict) else f for f in (message or {}).get("files") or []]
+    content: list[Any] = [{"path": path} for path in files if path]
+    if (message or {}).get("text"):
+        content.append(message["text"])
+    return [{"role": "user", "content": content}] if content else []
+
+
+def for_page(messages: list[Message]) -> list[Message]:
+    """Messages in the form the page's chatbot takes, the very form ``gr.Chatbot.postprocess``
+    gives (a test holds them equal). The streaming reply skips Gradio's postprocess, which costs
+    a worker-thread hop and a pydantic model per message on every update of every stream."""
+    return [
+        {
+            "role": m["role"],
+            "metadata": m.get("metadata"),
+            "content": [
+                _page_part(part) for part in (m["content"] if isinstance(m["content"], list) else [m["content"]])
+            ],
+            "options": m.get("options"),
+        }
+        for m in messages
+    ]
+
+
+def _page_part(part: Any) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"text": inspect.cleandoc(part), "type": "text"}
+    if hasattr(part, "model_dump"):
+        part = part.model_dump()
+    if part.get("type") == "text":
+        return {"text": part["text"], "type": "text"}
+    file = part.get("file") if part.get("type") == "file" else part
+    if hasattr(file, "model_dump"):
+        file = file.model_dump()
+    path = file["path"]
+    return {
+        "file": {
+            "path": path,
+            "url": file.get("url"),
+            "size": file.get("size"),
+            "orig_name": file.get("orig_name"),
+            "mime_type": file.get("mime_type") if file is not part else get_mimetype(path),  # as Gradio does
+            "is_stream": file.get("is_stream", False),
+            "meta": {"_type": "gradio.FileData"},
+        },
+        "alt_text": part.get("alt_text"),
+        "type": "file",
+    }
+
+
+def pop_last_turn(history: list[Message]) -> tuple[list[Message], dict[str, Any]]:
+    """The chat without its last user turn and the reply to it, and that turn as a message."""
+    i = len(history) - 1
+    while i >= 0 and history[i]["role"] == "assistant":
+        i -= 1
+    while i >= 0 and history[i]["role"] == "user":
+        i -= 1
+    text, files = "", []
+    for message in history[i + 1 :]:
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        for item in content if isinstance(content, list) else [content]:
+            if isinstance(item, dict) and item.get("type") == "file":
+                files.append(item["file"])
+            elif isinstance(item, dict) and "path" in item:
+                files.append(item)
+            else:
+                text += text_of(item)
+    return history[: i + 1], {"text": text, "files": files}
+
+
+def chat_title(conversation: list[Message]) -> str:
+    """A saved chat's name in the list: its first words, 📎 for attachments."""
+    for message in conversation:
+        if message.get("role") == "user":
+            content = message["content"]
+            items = content if isinstance(content, list) else [content]
+            title = "".join("📎 " if isinstance(i, dict) and i.get("type") != "text" else text_of(i) for i in items)
+            return title[:40] + ("..." if len(title) > 40 else "")
+    return "…"
+
+
+def titles(saved: list[list[Message]] | None) -> gr.Dataset:
+    return gr.Dataset(samples=[[chat_title(c)] for c in saved or [] if c])
+
+
+def busy() -> dict[str, Any]:
+    """The message box while a reply streams: emptied, locked, with a stop button."""
+    return gr.update(value=None, interactive=False, submit_btn=False, stop_btn=True)
+
+
+def idle() -> dict[str, Any]:
+    return gr.update(interactive=True, submit_btn=True, stop_btn=False)
+
+
+def render(first_value: list[Message], avatar: str, placeholder: Any, accepted: list[str], latex: list) -> ChatBox:
+    """Lay the chat box out where it is called (inside a ``gr.Blocks``)."""
+    saved = gr.BrowserState([], storage_key=STORAGE_KEY, secret=STORAGE_SECRET)
+    with gr.Row(equal_height=False, elem_id="chat-row"):
+        with gr.Column(scale=1, min_width=160, elem_id="history-column"):
+            history = gr.Dataset(
+                components=[gr.Textbox(visible=False)],
+                show_label=False,
+                layout="table",
+                type="index",
+                elem_id="history",
+            )
+        with gr.Column(scale=6):
+            chatbot = gr.Chatbot(
+                value=first_value,
+                latex_delimiters=latex,
+                buttons=["copy", "copy_all"],
+                avatar_images=(None, avatar),
+                elem_id="chatbot",
+                show_label=False,
+                scale=1,
+                height="64vh",
+                feedback_options=None,
+                editable="user",
+            )
+            textbox = gr.MultimodalTextbox(
+                placeholder=placeholder,
+                show_label=False,
+                submit_btn=True,
+                stop_btn=False,
+                autofocus=True,
+                file_types=accepted,
+                file_count="multiple",
+                sources=["upload"],
+                elem_id="message",
+            )
+    usage = gr.Markdown(elem_id="usage")
+    slot = gr.Number(None, visible=False, precision=0)
+    return ChatBox(chatbot, textbox, usage, saved, slot, history, gr.State())
+
+
+def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: list[gr.Component], concurrency: int):
+    """Connect the chat's events. ``respond(message, history, *inputs)`` streams (chat, usage line)."""
+    # always_last: a quick step is never dropped for an earlier run of it still marked pending
+    # (with Gradio's default "once", stop -> retry -> stop now and then left the chat in an error state)
+    quiet: dict[str, Any] = {
+        "api_visibility": "undocumented",
+        "queue": False,
+        "show_progress": "hidden",
+        "trigger_mode": "always_last",
+    }
+    save = {"fn": None, "inputs": [box.chatbot, box.saved, box.slot], "outputs": [box.saved, box.slot], "js": SAVE_JS}
+    replies = []
+
+    def answer(start: Any) -> None:
+        """After ``start`` has set ``pending``: stream the reply, save the chat, unlock the box."""
+        event = start.then(
+            respond,
+            [box.pending, box.chatbot, *inputs],
+            [box.chatbot, box.usage],
+            api_visibility="undocumented",
+            concurrency_limit=concurrency,
+            concurrency_id="chat",
+            show_progress="minimal",
+            postprocess=False,  # respond yields for_page() messages
+        )
+        replies.append(event)
+        event.then(**save, **quiet).then(
+            lambda chats: (idle(), titles(chats)), [box.saved], [box.textbox, box.history], **quiet
+        )
+
+    answer(box.textbox.submit(lambda m: (busy(), m), [box.textbox], [box.textbox, box.pending], **quiet))
+    answer(box.chatbot.option_select(_option, None, [box.textbox, box.pending], **quiet))
+    again = [box.chatbot, box.pending, box.textbox]
+    answer(box.chatbot.retry(lambda chat: (*pop_last_turn(chat), busy()), [box.chatbot], again, **quiet))
+    answer(box.chatbot.edit(_edit, [box.chatbot], again, **quiet))
+    box.textbox.stop(None, None, None, cancels=replies, api_visibility="undocumented")
+    box.chatbot.undo(pop_last_turn, [box.chatbot], [box.chatbot, box.textbox], **quiet).then(**save, **quiet).then(
+        titles, [box.saved], [box.history], **quiet
+    )
+    box.chatbot.clear(None, [box.saved, box.slot], [box.saved, box.slot], js=FORGET_JS, **quiet).then(
+        titles, [box.saved], [box.history], **quiet
+    )
+
+
+def _option(option: gr.SelectData) -> tuple:
+    """An example button under the greeting sends its text."""
+    return busy(), {"text": option.value, "files": []}
+
+
+def _edit(chat: list[Message], edit: gr.EditData) -> tuple:
+    """An edited message is sent again in place of the old one; what followed it goes."""
+    index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+    return chat[:index], {"text": str(edit.value), "files": []}, busy()

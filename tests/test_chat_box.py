@@ -1,0 +1,50 @@
+"""The chat box's own message handling, against Gradio's where it stands in for it."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from kimichat.chat_box import chat_title, for_page, pop_last_turn, user_messages
+
+
+def test_for_page_is_what_chatbot_postprocess_gives(tmp_path):
+    doc = tmp_path / "notes.txt"
+    doc.write_text("x")
+    messages = [
+        {"role": "assistant", "content": "hi", "metadata": {"id": "persona:a"}, "options": [{"value": "v"}]},
+        *user_messages({"text": "  indented\n  text", "files": [str(doc)]}),
+        {"role": "assistant", "content": "", "metadata": {"title": "Reading", "status": "pending"}},
+        {"role": "assistant", "content": "think", "metadata": {"title": "💭", "status": "done", "duration": 1.5}},
+        {"role": "user", "content": [{"type": "text", "text": "from the page"}]},
+        {
+            "role": "user",
+            "content": [{"type": "file", "file": {"path": str(doc), "meta": {"_type": "gradio.FileData"}}}],
+        },
+        {"role": "assistant", "content": "| a | b |\n|---|---|\n\n```py\n    x = 1\n```", "metadata": None},
+    ]
+    assert for_page(messages) == gr.Chatbot().postprocess(messages).model_dump()
+
+
+def test_retry_takes_back_the_last_turn_with_its_files():
+    history = [
+        {"role": "assistant", "content": [{"type": "text", "text": "hello"}]},
+        {"role": "user", "content": [{"type": "text", "text": "first"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "answer"}]},
+        {
+            "role": "user",
+            "content": [{"type": "file", "file": {"path": "/tmp/a.png"}}, {"type": "text", "text": "again"}],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "partial"}]},
+    ]
+    rest, message = pop_last_turn(history)
+    assert rest == history[:3]
+    assert message == {"text": "again", "files": [{"path": "/tmp/a.png"}]}
+
+
+def test_saved_chats_are_named_by_their_first_words():
+    chat = [
+        {"role": "assistant", "content": [{"type": "text", "text": "greeting"}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/x.pdf"}}, {"type": "text", "text": "x" * 50}]},
+    ]
+    assert chat_title(chat) == "📎 " + "x" * 38 + "..."
+    assert user_messages({"text": "", "files": []}) == []

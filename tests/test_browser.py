@@ -283,3 +283,20 @@ def test_errors_show_inline_apart_from_the_answer(open_page, upstream):
     expect(bots.nth(bots.count() - 2)).to_contain_text("Echo: cut ")  # the partial reply stays
     expect(bots.last).to_contain_text("⚠️ Note")  # the note is its own titled box, after the answer
     expect(bots.last).not_to_contain_text("Echo")
+
+
+def test_edit_resends_and_undo_takes_back(open_page, upstream):
+    page = open_page()
+    chat(page, upstream, "first try")
+    page.locator('#chatbot [data-testid="user"]').last.hover()
+    page.locator("#chatbot").get_by_role("button", name="Edit").last.click()
+    editor = page.locator("#chatbot textarea").last
+    editor.fill("second try")
+    page.locator("#chatbot").get_by_role("button", name="Submit").last.click()
+    assert wait_for(lambda: upstream.calls[-1].last_user == "second try" and upstream.calls[-1].completed, 20)
+    wait_idle(page)
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(1)
+    assert "first try" not in str(upstream.calls[-1].body["messages"])
+    page.locator("#chatbot").get_by_role("button", name="Undo").last.click()
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+    expect(page.locator("#message textarea")).to_have_value("second try")

@@ -1,8 +1,9 @@
-"""The Gradio app: persona picker, chat, saved conversations, settings, and their events.
+"""The Gradio app: persona picker, settings, the chat box (chat_box.py) and their events.
 
-Everything per visitor lives in Gradio's per-session values (the chat history, the
-picker) or in the visitor's own browser (saved conversations); module state holds only
-what all visitors may share: settings, the persona file, one Kimi client, the model list.
+Everything per visitor lives in the visitor's page (the chat, the picker), their browser's
+storage (saved conversations) or, for API callers, Gradio's per-session values; module
+state holds only what all visitors may share: settings, the persona file, one Kimi
+client, the model list.
 """
 
 from __future__ import annotations

@@ -215,14 +215,12 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
             postprocess=False,  # respond yields for_page() messages
         )
         replies.append(event)
-        event.then(**save, **quiet).then(
-            lambda chats: (idle(), titles(chats)), [box.saved], [box.textbox, box.history], **quiet
-        )
+        event.then(**save, **quiet).then(_unlock, [box.saved], [box.textbox, box.history], **quiet)
 
-    answer(box.textbox.submit(lambda m: (busy(), m), [box.textbox], [box.textbox, box.pending], **quiet))
+    answer(box.textbox.submit(_lock, [box.textbox], [box.textbox, box.pending], **quiet))
     answer(box.chatbot.option_select(_option, None, [box.textbox, box.pending], **quiet))
     again = [box.chatbot, box.pending, box.textbox]
-    answer(box.chatbot.retry(lambda chat: (*pop_last_turn(chat), busy()), [box.chatbot], again, **quiet))
+    answer(box.chatbot.retry(_retry, [box.chatbot], again, **quiet))
     answer(box.chatbot.edit(_edit, [box.chatbot], again, **quiet))
     box.textbox.stop(None, None, None, cancels=replies, api_visibility="undocumented")
     box.chatbot.undo(pop_last_turn, [box.chatbot], [box.chatbot, box.textbox], **quiet).then(**save, **quiet).then(
@@ -233,12 +231,25 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
     )
 
 
-def _option(option: gr.SelectData) -> tuple:
+async def _lock(message: dict[str, Any]) -> tuple:
+    """Async, as every quick step here: Gradio runs a plain function in a worker thread."""
+    return busy(), message
+
+
+async def _unlock(saved: list[list[Message]] | None) -> tuple:
+    return idle(), titles(saved)
+
+
+async def _retry(chat: list[Message]) -> tuple:
+    return *pop_last_turn(chat), busy()
+
+
+async def _option(option: gr.SelectData) -> tuple:
     """An example button under the greeting sends its text."""
     return busy(), {"text": option.value, "files": []}
 
 
-def _edit(chat: list[Message], edit: gr.EditData) -> tuple:
+async def _edit(chat: list[Message], edit: gr.EditData) -> tuple:
     """An edited message is sent again in place of the old one; what followed it goes."""
     index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
     return chat[:index], {"text": str(edit.value), "files": []}, busy()

@@ -394,17 +394,17 @@ async def main_async(args: argparse.Namespace) -> None:
         textbox = plan.deps[plan.message[0]]["inputs"][0]
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: reusing one
         # the server is closing fails with a ReadError (browsers retry those; httpx does not).
-        limits = httpx.Limits(
-            max_connections=args.users * 3 + 20, max_keepalive_connections=args.users * 3 + 20, keepalive_expiry=2.0
-        )
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0)
+        # One client per 20 users, like browsers each with their own connections: httpcore scans its
+        # whole pool on every request, so one pool for 500 users kept the script's core busy.
         # Source addresses 127.0.0.1, 127.0.1.1, ... look like visitors from different networks to
         # nginx's ip_hash, which keys on the first three octets of an address.
         clients = [
             httpx.AsyncClient(
                 timeout=httpx.Timeout(300, connect=60),
-                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{k}.1", limits=limits),
+                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{k % args.addresses}.1", limits=limits),
             )
-            for k in range(args.addresses)
+            for k in range(max(args.addresses, -(-args.users // 20)))
         ]
         visitors = [Visitor(clients[i % len(clients)], base, plan) for i in range(args.users)]
         try:

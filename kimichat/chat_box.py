@@ -31,8 +31,11 @@ EMPTY = {"text": "", "files": []}
 STORAGE_KEY = "kimi-persona-chat/conversations/v1"
 STORAGE_SECRET = "kimi-persona-chat-local-history"
 
-SAVE_JS = (Path(__file__).parent / "static" / "save.js").read_text(encoding="utf-8")
-FORGET_JS = (Path(__file__).parent / "static" / "forget.js").read_text(encoding="utf-8")
+STATIC = Path(__file__).parent / "static"
+TITLES_JS = (STATIC / "titles.js").read_text(encoding="utf-8").strip()
+# save.js and forget.js name the saved chats with titles.js (TITLES): all in the browser.
+SAVE_JS = (STATIC / "save.js").read_text(encoding="utf-8").replace("TITLES(", f"({TITLES_JS})(")
+FORGET_JS = (STATIC / "forget.js").read_text(encoding="utf-8").replace("TITLES(", f"({TITLES_JS})(")
 
 
 @dataclass
@@ -124,21 +127,6 @@ def pop_last_turn(history: list[Message]) -> tuple[list[Message], dict[str, Any]
     return history[: i + 1], {"text": text, "files": files}
 
 
-def chat_title(conversation: list[Message]) -> str:
-    """A saved chat's name in the list: its first words, 📎 for attachments."""
-    for message in conversation:
-        if message.get("role") == "user":
-            content = message["content"]
-            items = content if isinstance(content, list) else [content]
-            title = "".join("📎 " if isinstance(i, dict) and i.get("type") != "text" else text_of(i) for i in items)
-            return title[:40] + ("..." if len(title) > 40 else "")
-    return "…"
-
-
-def titles(saved: list[list[Message]] | None) -> gr.Dataset:
-    return gr.Dataset(samples=[[chat_title(c)] for c in saved or [] if c])
-
-
 def busy() -> dict[str, Any]:
     """The message box while a reply streams: emptied, locked, with a stop button."""
     return gr.update(value=None, interactive=False, submit_btn=False, stop_btn=True)
@@ -199,7 +187,8 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
         "show_progress": "hidden",
         "trigger_mode": "always_last",
     }
-    save = {"fn": None, "inputs": [box.chatbot, box.saved, box.slot], "outputs": [box.saved, box.slot], "js": SAVE_JS}
+    saving = [box.saved, box.slot, box.history]
+    save = {"fn": None, "inputs": [box.chatbot, box.saved, box.slot], "outputs": saving, "js": SAVE_JS}
     replies = []
 
     def answer(start: Any) -> None:
@@ -215,7 +204,7 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
             postprocess=False,  # respond yields for_page() messages
         )
         replies.append(event)
-        event.then(**save, **quiet).then(_unlock, [box.saved], [box.textbox, box.history], **quiet)
+        event.then(**save, **quiet).then(_idle, None, [box.textbox], **quiet)
 
     answer(box.textbox.submit(_lock, [box.textbox], [box.textbox, box.pending], **quiet))
     answer(box.chatbot.option_select(_option, None, [box.textbox, box.pending], **quiet))
@@ -223,12 +212,8 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
     answer(box.chatbot.retry(_retry, [box.chatbot], again, **quiet))
     answer(box.chatbot.edit(_edit, [box.chatbot], again, **quiet))
     box.textbox.stop(None, None, None, cancels=replies, api_visibility="undocumented")
-    box.chatbot.undo(pop_last_turn, [box.chatbot], [box.chatbot, box.textbox], **quiet).then(**save, **quiet).then(
-        titles, [box.saved], [box.history], **quiet
-    )
-    box.chatbot.clear(None, [box.saved, box.slot], [box.saved, box.slot], js=FORGET_JS, **quiet).then(
-        titles, [box.saved], [box.history], **quiet
-    )
+    box.chatbot.undo(pop_last_turn, [box.chatbot], [box.chatbot, box.textbox], **quiet).then(**save, **quiet)
+    box.chatbot.clear(None, [box.saved, box.slot], saving, js=FORGET_JS, **quiet)
 
 
 async def _lock(message: dict[str, Any]) -> tuple:
@@ -236,8 +221,8 @@ async def _lock(message: dict[str, Any]) -> tuple:
     return busy(), message
 
 
-async def _unlock(saved: list[list[Message]] | None) -> tuple:
-    return idle(), titles(saved)
+async def _idle() -> dict[str, Any]:
+    return idle()
 
 
 async def _retry(chat: list[Message]) -> tuple:

@@ -227,14 +227,13 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         )
         fresh = [card, model_picker, temperature, box.chatbot, box.slot]
 
-        async def on_load(persona_id: str, saved: list, request: gr.Request):
+        async def on_load(persona_id: str, request: gr.Request):
             await catalog.models()  # the first page load fetches the list; later ones reuse it
             lang = lang_of(request)
             return (
                 setup_panel(settings, lang),
                 gr.update(choices=persona_choices(personas, lang)),
                 *views.new_chat(service.persona(persona_id), lang),
-                chat_box.titles(saved),
             )
 
         def on_restore(index: int, saved: list, request: gr.Request):
@@ -249,7 +248,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             return views.new_chat(service.persona(persona_id), lang_of(request))
 
         quiet = {"api_visibility": "undocumented", "queue": False}
-        demo.load(on_load, [picker, box.saved], [setup, picker, *fresh, box.history], **quiet)
+        demo.load(on_load, [picker], [setup, picker, *fresh], **quiet)
+        demo.load(None, [box.saved], [box.history], js=chat_box.TITLES_JS)  # listed in the browser
         # .input, not .change: restoring a conversation sets the picker without resetting the chat
         picker.input(start_new, [picker], fresh, **quiet)
         new_chat.click(start_new, [picker], fresh, **quiet)

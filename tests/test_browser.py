@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, wait_for
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from kimichat.chat_box import SAVE_JS, TITLES_JS
 from kimichat.personas import load_personas
 
 OUT = ROOT / "test-output"
@@ -300,3 +301,20 @@ def test_edit_resends_and_undo_takes_back(open_page, upstream):
     page.locator("#chatbot").get_by_role("button", name="Undo").last.click()
     expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
     expect(page.locator("#message textarea")).to_have_value("second try")
+
+
+def test_saved_chats_are_kept_and_named_in_the_browser(browser):
+    """save.js and titles.js as the page runs them: newest first, the slot updated in place."""
+    page = browser.new_page()
+    chat = [
+        {"role": "assistant", "content": [{"type": "text", "text": "greeting"}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/x.pdf"}}, {"type": "text", "text": "x" * 50}]},
+    ]
+    saved, slot, listed = page.evaluate(f"([chat, saved]) => ({SAVE_JS})(chat, saved, null)", [chat, [chat[:1]]])
+    assert slot == 0 and saved == [chat, chat[:1]]
+    assert listed["samples"] == [["📎 " + "x" * 38 + "..."], ["…"]]
+    longer = [*chat, {"role": "assistant", "content": [{"type": "text", "text": "answer"}]}]
+    saved, slot, _ = page.evaluate(f"([chat, saved]) => ({SAVE_JS})(chat, saved, 0)", [longer, saved])
+    assert slot == 0 and saved == [longer, chat[:1]]
+    assert page.evaluate(f"({TITLES_JS})(null)")["samples"] == []
+    page.close()

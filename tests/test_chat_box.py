@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from kimichat.chat_box import chat_title, for_page, pop_last_turn, user_messages
+from kimichat.chat_box import for_page, pop_last_turn, user_messages
 
 
 def test_for_page_is_what_chatbot_postprocess_gives(tmp_path):
@@ -41,10 +41,6 @@ def test_retry_takes_back_the_last_turn_with_its_files():
     assert message == {"text": "again", "files": [{"path": "/tmp/a.png"}]}
 
 
-def test_saved_chats_are_named_by_their_first_words():
-    chat = [
-        {"role": "assistant", "content": [{"type": "text", "text": "greeting"}]},
-        {"role": "user", "content": [{"type": "file", "file": {"path": "/x.pdf"}}, {"type": "text", "text": "x" * 50}]},
-    ]
-    assert chat_title(chat) == "📎 " + "x" * 38 + "..."
+def test_an_empty_message_is_no_message():
     assert user_messages({"text": "", "files": []}) == []
+    assert user_messages("") == []

@@ -4,7 +4,8 @@ Built from plain Gradio blocks rather than ``gr.ChatInterface`` for speed. ChatI
 browser sends eight requests per message (two of them queue joins, four carrying the whole
 conversation or every saved conversation). Here a message is one small request that
 locks the message box, one queued event that streams the reply, and one small request
-after it; the saved chats are updated in the browser, where they live.
+after it that unlocks the box; the saved chats are kept and listed by the page itself,
+in the browser, where they live.
 
 The same steps serve a typed message, an example button, retry and edit: each puts the
 message in ``pending`` and the queued ``respond`` answers whatever is pending.
@@ -24,7 +25,6 @@ from gradio_client.utils import get_mimetype
 from .conversation import text_of
 
 Message = dict[str, Any]
-EMPTY = {"text": "", "files": []}
 
 # Saved chats are keyed and encrypted with fixed values so they survive a restart of the
 # Space (Gradio's defaults are random per launch). The data never leaves the browser.

@@ -1,8 +1,8 @@
 """The Space's entry point: `python app.py` serves the chat; `gradio app.py` hot-reloads it."""
 
-from kimichat.app import create_demo, launch_options
+from kimichat.app import create_app
 
-demo = create_demo()
+demo, launch_options = create_app()
 
 if __name__ == "__main__":
-    demo.launch(**launch_options())
+    demo.launch(**launch_options)

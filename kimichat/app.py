@@ -5,19 +5,20 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+from typing import Any
 
 import gradio as gr
 
 from .personas import PersonaFileError, load_personas
 from .settings import Settings, SettingsError
-from .ui import build
-from .ui import launch_options as _launch_options
+from .ui import build, launch_options
 
-__all__ = ["create_demo", "launch_options"]
+__all__ = ["create_app"]
 
 
-def create_demo() -> gr.Blocks:
-    """Build the app from the environment; exit with a readable message if it cannot."""
+def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
+    """The app built from the environment, and its ``launch`` keywords; exit with a readable
+    message if it cannot be built."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2"):  # one line per HTTP request is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -35,9 +36,4 @@ def create_demo() -> gr.Blocks:
     # frozen, every later full collection skips it (one took 135 ms under load before, 13-42 ms after).
     gc.collect()
     gc.freeze()
-    return demo
-
-
-def launch_options() -> dict:
-    """``demo.launch`` keywords for the same environment ``create_demo`` read (it exited if that was bad)."""
-    return _launch_options(Settings.from_env())
+    return demo, launch_options(settings)

@@ -193,7 +193,7 @@ class ChatService:
         """
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
-        text, files = _split_message(message)
+        text, files = split_message(message)
         segment = [*current_segment(history, persona.id), _user_message(text, files)]
         conversation = turns(segment)
         spent = conversation_tokens(segment)
@@ -381,7 +381,7 @@ def _add(total: Usage | None, more: Usage | None) -> Usage | None:
     return Usage(*(a + b for a, b in zip(astuple(total), astuple(more), strict=True)))
 
 
-def _split_message(message: str | Mapping[str, Any]) -> tuple[str, list[str]]:
+def split_message(message: str | Mapping[str, Any]) -> tuple[str, list[str]]:
     """Gradio's multimodal {"text", "files"} (or a plain string) as text and file paths."""
     if isinstance(message, str):
         return message, []

@@ -22,6 +22,7 @@ from typing import Any
 import gradio as gr
 from gradio_client.utils import get_mimetype
 
+from .chat import split_message
 from .conversation import text_of
 
 Message = dict[str, Any]
@@ -53,12 +54,10 @@ class ChatBox:
 
 def user_messages(message: Any) -> list[Message]:
     """The visitor's message as chat messages: each file, then the text (as ChatInterface shows them)."""
-    if isinstance(message, str):
-        return [{"role": "user", "content": message}] if message else []
-    files = [f.get("path") if isinstance(f, dict) else f for f in (message or {}).get("files") or []]
-    content: list[Any] = [{"path": path} for path in files if path]
-    if (message or {}).get("text"):
-        content.append(message["text"])
+    text, files = split_message(message or "")
+    content: list[Any] = [{"path": path} for path in files]
+    if text:
+        content.append(text)
     return [{"role": "user", "content": content}] if content else []
 
 

@@ -139,7 +139,7 @@ class PersonaViews:
 
 
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
-    """The whole app, ready for ``launch(**launch_options())``."""
+    """The whole app, ready for ``launch(**launch_options(settings))``."""
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
     service = ChatService(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
@@ -194,25 +194,28 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 (own_key or "").strip() if settings.allow_visitor_keys else "",
             )
 
+        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
+            """The conversation with the visitor's message in it, and the reply's (update, usage line)s."""
+            lang = lang_of(request)
+            updates = service.reply(
+                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key)
+            )
+            asked = [*(history or []), *chat_box.user_messages(message)]
+            return asked, ((update, usage_line(update, lang)) async for update in updates)
+
         async def respond(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
             """The page's reply: the whole chat as it grows, and the usage line."""
-            lang = lang_of(request)
-            shown = chat_box.for_page([*(history or []), *chat_box.user_messages(message)])
+            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request)
+            shown = chat_box.for_page(asked)
             yield shown, ""
-            visitor = visitor_of(request, own_key)
-            async for update in service.reply(
-                message, history or [], persona_id, model_id or None, temp, lang, visitor
-            ):
-                yield [*shown, *chat_box.for_page(update.messages)], usage_line(update, lang)
+            async for update, line in replies:
+                yield [*shown, *chat_box.for_page(update.messages)], line
 
         async def api_reply(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
             """/chat for API callers: this reply's messages; the conversation stays in the session."""
-            lang, asked = lang_of(request), [*(history or []), *chat_box.user_messages(message)]
-            visitor = visitor_of(request, own_key)
-            async for update in service.reply(
-                message, history or [], persona_id, model_id or None, temp, lang, visitor
-            ):
-                yield update.messages, [*asked, *update.messages], usage_line(update, lang)
+            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request)
+            async for update, line in replies:
+                yield update.messages, [*asked, *update.messages], line
 
         chat_box.wire(box, respond, options, settings.chat_concurrency)
         api_history, api_response = gr.State([]), gr.JSON(visible=False)

@@ -32,8 +32,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from kimi_server import free_port  # noqa: E402
+
+from kimichat.chat_box import SEND_JS  # noqa: E402
 
 KEY = "sk-test-bench"
 REPLY_START = "Echo"  # tests/kimi_server.py's first token
@@ -202,8 +204,11 @@ class Visitor:
                 await self._step(follower, result, start)
 
     def _in_browser(self, dep: dict[str, Any], inputs: list[Any]) -> list[Any]:
-        """What the app's browser-side steps do, as far as later requests see it: a step that
-        writes saved chats puts the current chat (its first input) first among them."""
+        """What the app's browser-side steps do, as far as later requests see it: sending moves
+        the message out of the box; a step that writes saved chats puts the current chat (its
+        first input) first among them."""
+        if dep.get("js") == SEND_JS:
+            return [inputs[0], {"text": "", "files": []}, time.time() * 1000]
         outputs = [self.values.get(i) for i in dep["outputs"]]
         for k, component in enumerate(dep["outputs"]):
             if component in self.plan.saved:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -186,11 +186,16 @@ class ChatService:
         temperature: float | None = None,
         lang: Lang = "en",
         visitor: Visitor | None = None,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[Update]:
         """Stream the reply to ``message`` (text, or Gradio's {"text", "files"}) as chat updates.
 
-        Every refusal and failure becomes a note in the chat; nothing raises.
+        Every refusal and failure becomes a note in the chat; nothing raises. Once ``stopped()``
+        says so (asked before the reply began, or between two pieces of it), the reply ends
+        there, as a finished one, and the upstream stream is closed.
         """
+        if stopped():
+            return
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
         text, files = split_message(message)
@@ -232,7 +237,7 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot():
                 messages = build_messages(persona, conversation, lang, ready)
-                async for update in self._answer(client, persona, model, messages, temperature, reply):
+                async for update in self._answer(client, persona, model, messages, temperature, reply, stopped):
                     if update.usage is not None:
                         update.conversation_tokens = spent + update.usage.total_tokens
                     yield update
@@ -261,6 +266,7 @@ class ChatService:
         messages: list[dict[str, Any]],
         temperature: float | None,
         reply: _Reply,
+        stopped: Callable[[], bool],
     ) -> AsyncIterator[Update]:
         """Try until text flows, never after (no text is shown twice); run search rounds."""
         lang = reply.lang
@@ -282,7 +288,7 @@ class ChatService:
             )
             calls: dict[int, dict[str, Any]] = {}
             try:
-                async for update in self._stream(client, request, reply, calls):
+                async for update in self._stream(client, request, reply, calls, stopped):
                     usage = _add(usage, update.usage)
                     if search_step is not None and reply.text:  # the search ran in this request; text flows
                         reply.step(t("searched", lang, n=searches), search_step, done=True)
@@ -292,6 +298,10 @@ class ChatService:
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
             else:
+                if stopped():
+                    reply.end_thinking()
+                    yield Update(reply.messages(), model=model.id)
+                    return
                 if calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
                     searches += 1
                     search_step = reply.step(t("searching", lang), search_step)
@@ -320,11 +330,17 @@ class ChatService:
             return
 
     async def _stream(
-        self, client: AsyncOpenAI, request: ChatRequest, reply: _Reply, calls: dict[int, dict[str, Any]]
+        self,
+        client: AsyncOpenAI,
+        request: ChatRequest,
+        reply: _Reply,
+        calls: dict[int, dict[str, Any]],
+        stopped: Callable[[], bool],
     ) -> AsyncIterator[Update]:
         """One request: Kimi's events folded into the reply, shown at most N times a second.
 
-        Tool-call fragments are gathered into ``calls``; the last update carries the usage.
+        Tool-call fragments are gathered into ``calls``; the last update carries the usage
+        (none if the reply was stopped: leaving the loop closes the stream unfinished).
         """
         usage: Usage | None = None
         interval = 1.0 / self.settings.updates_per_second
@@ -350,6 +366,8 @@ class ChatService:
                     if event.reason in ("length", "content_filter"):
                         reply.notes.append(t("length" if event.reason == "length" else "filtered", reply.lang))
                     break
+                if stopped():
+                    return
                 now = time.monotonic()
                 if now >= next_update:
                     next_update = now + interval

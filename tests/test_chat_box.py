@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from kimichat.chat_box import for_page, pop_last_turn, user_messages
+from kimichat.chat_box import Stops, for_page, pop_last_turn, user_messages
 
 
 def test_for_page_is_what_chatbot_postprocess_gives(tmp_path):
@@ -44,3 +44,15 @@ def test_retry_takes_back_the_last_turn_with_its_files():
 def test_an_empty_message_is_no_message():
     assert user_messages({"text": "", "files": []}) == []
     assert user_messages("") == []
+
+
+def test_a_stop_is_for_its_own_turn_only():
+    stops = Stops()
+    stopped = stops.watch("s", 1.0)
+    stops.ask("s", 1.0)
+    assert stopped() and not stops.watch("other", 1.0)()
+    stops.forget("s", 1.0)
+    stops.ask("s", 1.0)  # came after turn 1 had ended: the next turn is not stopped by it
+    assert not stops.watch("s", 2.0)()
+    stops.ask("s", 3.0)  # asked while turn 3 still waited in the queue
+    assert stops.watch("s", 3.0)()

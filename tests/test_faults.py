@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 import pytest
-from conftest import KEY, ROOT, answer_of, notes_of
+from conftest import KEY, ROOT, answer_of, notes_of, wait_for
 from kimi_server import free_port
 
 from kimichat.attachments import Attachments
@@ -238,3 +238,23 @@ async def _eventually(predicate, timeout: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return predicate()
+
+
+# -- the visitor stops a reply ---------------------------------------------------------------
+
+
+async def test_a_stopped_reply_ends_as_finished_and_closes_the_upstream(service, upstream):
+    upstream.tokens, upstream.token_delay = 200, 0.02
+    updates, stop = [], False
+    async for update in service.reply("stop me", [], "assistant", stopped=lambda: stop):
+        updates.append(update)
+        stop = "t5" in answer_of(update.messages)
+    assert wait_for(lambda: upstream.calls[-1].disconnected, 5)
+    kept = answer_of(updates[-1].messages)
+    assert "t5" in kept and "t199" not in kept and not notes_of(updates[-1].messages)  # no error, no "cut off"
+    assert updates[-1].usage is None
+
+
+async def test_a_reply_stopped_while_it_waited_never_starts(service, upstream):
+    assert [u async for u in service.reply("never", [], "assistant", stopped=lambda: True)] == []
+    assert not upstream.calls

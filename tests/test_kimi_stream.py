@@ -69,10 +69,10 @@ def test_body_sends_only_what_the_model_accepts():
     messages = [{"role": "user", "content": "x"}]
     fixed = ChatRequest(ModelInfo("kimi-k2.5"), messages, 10, temperature=0.3, top_p=0.5, thinking="off").body()
     assert "temperature" not in fixed and "top_p" not in fixed
-    assert fixed["extra_body"] == {"thinking": {"type": "disabled"}}
+    assert fixed["thinking"] == {"type": "disabled"}
     free = ChatRequest(ModelInfo("kimi-k2-turbo-preview"), messages, 10, temperature=0.3, thinking="on").body()
-    assert free["temperature"] == 0.3 and "extra_body" not in free
-    assert "extra_body" not in ChatRequest(ModelInfo("kimi-k2.6"), messages, 10).body()
+    assert free["temperature"] == 0.3 and "thinking" not in free
+    assert "thinking" not in ChatRequest(ModelInfo("kimi-k2.6"), messages, 10).body()
 
 
 async def test_catalog_reads_models_and_falls_back(settings, upstream):

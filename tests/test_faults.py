@@ -245,10 +245,11 @@ async def _eventually(predicate, timeout: float = 10.0) -> bool:
 
 async def test_a_stopped_reply_ends_as_finished_and_closes_the_upstream(service, upstream):
     upstream.tokens, upstream.token_delay = 200, 0.02
-    updates, stop = [], False
-    async for update in service.reply("stop me", [], "assistant", stopped=lambda: stop):
+    updates, asked = [], []
+    async for update in service.reply("stop me", [], "assistant", stopped=lambda: bool(asked)):
         updates.append(update)
-        stop = "t5" in answer_of(update.messages)
+        if "t5" in answer_of(update.messages):
+            asked.append(True)
     assert wait_for(lambda: upstream.calls[-1].disconnected, 5)
     kept = answer_of(updates[-1].messages)
     assert "t5" in kept and "t199" not in kept and not notes_of(updates[-1].messages)  # no error, no "cut off"

@@ -239,6 +239,10 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
             concurrency_limit=concurrency,
             concurrency_id="chat",
             show_progress="minimal",
+            # Values as the page sent them (Gradio still checks that files are uploads first):
+            # preprocessing would cost a worker-thread hop per input, and attachments.py checks
+            # file types itself, with a plainer message than Gradio's error.
+            preprocess=False,
             postprocess=False,  # respond yields for_page() messages
         )
         event.then(**save, **quiet).then(js=IDLE_JS, **in_page)

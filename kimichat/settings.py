@@ -56,7 +56,7 @@ class Settings:
     models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT"})
     chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY"})
     queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE"})
-    updates_per_second: float = field(default=13.0, metadata={"env": "UI_UPDATES_PER_SECOND"})
+    updates_per_second: float = field(default=11.0, metadata={"env": "UI_UPDATES_PER_SECOND"})
     space_id: str = field(default="", metadata={"env": "SPACE_ID"})
 
     @classmethod

@@ -237,12 +237,19 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         fresh = [card, model_picker, temperature, box.chatbot, box.slot]
 
         async def on_load(persona_id: str, request: gr.Request):
+            """The page in the visitor's language. A page already as built (English, the first
+            persona) gets no updates: a prop update rebuilds the component, with its config,
+            for the rest of the session (about 1 ms of server CPU each)."""
             await catalog.models()  # the first page load fetches the list; later ones reuse it
-            lang = lang_of(request)
+            lang, persona = lang_of(request), service.persona(persona_id)
+            if lang == "en" and persona is first:
+                models = views.model_choices(first, "en")  # the list fetched now may differ from the built one
+                listed = gr.skip() if model_picker.choices == models else gr.update(choices=models, value="")
+                return gr.skip(), gr.skip(), gr.skip(), listed, gr.skip(), gr.skip(), gr.skip()
             return (
                 setup_panel(settings, lang),
                 gr.update(choices=persona_choices(personas, lang)),
-                *views.new_chat(service.persona(persona_id), lang),
+                *views.new_chat(persona, lang),
             )
 
         def on_restore(index: int, saved: list, request: gr.Request):

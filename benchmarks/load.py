@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from kimi_server import free_port  # noqa: E402
 
-from kimichat.chat_box import SEND_JS  # noqa: E402
+from kimichat.chat_box import SEND_JS, for_page, user_messages  # noqa: E402
 
 KEY = "sk-test-bench"
 REPLY_START = "Echo"  # tests/kimi_server.py's first token
@@ -207,8 +207,9 @@ class Visitor:
         """What the app's browser-side steps do, as far as later requests see it: sending moves
         the message out of the box; a step that writes saved chats puts the current chat (its
         first input) first among them."""
-        if dep.get("js") == SEND_JS:
-            return [inputs[0], {"text": "", "files": []}, time.time() * 1000]
+        if dep.get("js") == SEND_JS:  # the message moves to `pending` and shows in the chat
+            shown = for_page(user_messages(inputs[0]))
+            return [inputs[0], {"text": "", "files": []}, time.time() * 1000, [*(inputs[1] or []), *shown]]
         outputs = [self.values.get(i) for i in dep["outputs"]]
         for k, component in enumerate(dep["outputs"]):
             if component in self.plan.saved:

@@ -47,8 +47,7 @@ IDLE = {"__type__": "update", "interactive": True, "submit_btn": True, "stop_btn
 # Each message gets a new ``turn`` (the page's clock), so a stop is for that reply and no later one.
 LOCK_JS = f"() => [{json.dumps(BUSY)}, Date.now()]"
 IDLE_JS = f"() => ({json.dumps(IDLE)})"
-# Enter: the message moves to ``pending`` (where the reply takes it from), the box empties and locks.
-SEND_JS = f"(message) => [message, {{...{json.dumps(BUSY)}, value: {{text: '', files: []}}}}, Date.now()]"
+SEND_JS = (STATIC / "send.js").read_text(encoding="utf-8").replace("BUSY", json.dumps(BUSY))
 
 
 @dataclass
@@ -225,6 +224,7 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
     saving = [box.saved, box.slot, box.history]
     save = {"fn": None, "inputs": [box.chatbot, box.saved, box.slot], "outputs": saving, "js": SAVE_JS}
     in_page = {"fn": None, "inputs": None, "outputs": [box.textbox], **quiet}
+    again = [box.chatbot, box.pending]  # the chat with the message shown in it, and the message
 
     def answer(start: Any, locked: bool = False) -> None:
         """After ``start`` has set ``pending`` (and locked the box, if ``locked``): stream the
@@ -247,10 +247,11 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
         )
         event.then(**save, **quiet).then(js=IDLE_JS, **in_page)
 
-    sending = box.textbox.submit(None, [box.textbox], [box.pending, box.textbox, box.turn], js=SEND_JS, **quiet)
+    sending = box.textbox.submit(
+        None, [box.textbox, box.chatbot], [box.pending, box.textbox, box.turn, box.chatbot], js=SEND_JS, **quiet
+    )
     answer(sending, locked=True)
-    answer(box.chatbot.option_select(_option, None, [box.pending], **quiet))
-    again = [box.chatbot, box.pending]
+    answer(box.chatbot.option_select(_option, [box.chatbot], again, **quiet))
     answer(box.chatbot.retry(_retry, [box.chatbot], again, **quiet))
     answer(box.chatbot.edit(_edit, [box.chatbot], again, **quiet))
 
@@ -264,15 +265,21 @@ def wire(box: ChatBox, respond: Callable[..., AsyncIterator[tuple]], inputs: lis
 
 async def _retry(chat: list[Message]) -> tuple:
     """Async, as every quick step here: Gradio runs a plain function in a worker thread."""
-    return pop_last_turn(chat)
+    rest, message = pop_last_turn(chat)
+    return _sent(rest, message)
 
 
-async def _option(option: gr.SelectData) -> dict[str, Any]:
+async def _option(chat: list[Message], option: gr.SelectData) -> tuple:
     """An example button under the greeting sends its text."""
-    return {"text": option.value, "files": []}
+    return _sent(chat, {"text": option.value, "files": []})
 
 
 async def _edit(chat: list[Message], edit: gr.EditData) -> tuple:
     """An edited message is sent again in place of the old one; what followed it goes."""
     index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
-    return chat[:index], {"text": str(edit.value), "files": []}
+    return _sent(chat[:index], {"text": str(edit.value), "files": []})
+
+
+def _sent(chat: list[Message], message: dict[str, Any]) -> tuple:
+    """The chat with ``message`` shown at its end (as send.js shows a typed one), and the message."""
+    return [*chat, *user_messages(message)], message

@@ -204,16 +204,21 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             asked = [*(history or []), *chat_box.user_messages(message)]
             return asked, ((update, usage_line(update, lang)) async for update in updates)
 
-        async def respond(message, history, turn, persona_id, model_id, temp, own_key, request: gr.Request):
-            """The page's reply: the whole chat as it grows, and the usage line."""
+        async def respond(message, chat, turn, persona_id, model_id, temp, own_key, request: gr.Request):
+            """The page's reply: the whole chat as it grows, and the usage line. The page already
+            shows the message at the end of ``chat``; the history is what came before it."""
             session = request.session_hash or ""
             stopped = box.stops.watch(session, turn)
-            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
-            shown = chat_box.for_page(asked)
+            chat = chat or []
+            history = chat[: len(chat) - len(chat_box.user_messages(message))]
+            _, replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
+            shown, replied = chat_box.for_page(chat), False
             try:
-                yield shown, ""
                 async for update, line in replies:
                     yield [*shown, *chat_box.for_page(update.messages)], line
+                    replied = True
+                if not replied:  # stopped before it began: the chat as it is
+                    yield shown, ""
             finally:
                 box.stops.forget(session, turn)
 

@@ -116,6 +116,18 @@ def test_reply_grows_while_streaming_then_completes(open_page, upstream):
     wait_idle(page)
 
 
+def test_the_message_shows_at_once_while_the_reply_is_awaited(open_page, upstream):
+    upstream.first_delay = 3.0  # Kimi (or the queue) is slow to start
+    page = open_page()
+    send(page, "are you there")
+    expect(page.locator('#chatbot [data-testid="user"]')).to_contain_text("are you there", timeout=1500)
+    expect(page.locator("#message textarea")).to_have_value("")
+    expect(page.locator("#message .stop-button")).to_be_visible()
+    assert wait_for(lambda: any(c.last_user == "are you there" and c.completed for c in upstream.calls), 15)
+    wait_idle(page)
+    expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(1)  # shown once, not again by the reply
+
+
 def test_switching_persona_resets_chat_and_prompt(open_page, upstream):
     page = open_page()
     chat(page, upstream, "remember me")

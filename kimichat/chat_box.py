@@ -3,13 +3,14 @@
 Built from plain Gradio blocks rather than ``gr.ChatInterface`` for speed. ChatInterface's
 browser sends eight requests per message (two of them queue joins, four carrying the whole
 conversation or every saved conversation). Here a message is one request: the queued event
-that streams the reply. The page itself moves the message out of the box and locks it
-(SEND_JS), unlocks it after the reply (IDLE_JS), and keeps and lists the saved chats in
-the browser, where they live. A lock made by the server would cost a request and a
-rebuilt component per message.
+that streams the reply. The page itself moves the message out of the box into the chat
+and locks the box (SEND_JS), unlocks it after the reply (IDLE_JS), and keeps and lists the
+saved chats in the browser, where they live. A lock made by the server would cost a
+request and a rebuilt component per message. Stop is a small request of its own (Stops).
 
 The same steps serve a typed message, an example button, retry and edit: each puts the
-message in ``pending`` and the queued ``respond`` answers whatever is pending.
+message in ``pending`` and at the end of the chat, and the queued ``respond`` answers
+whatever is pending.
 """
 
 from __future__ import annotations

@@ -51,23 +51,6 @@ IDLE_JS = f"() => ({json.dumps(IDLE)})"
 SEND_JS = (STATIC / "send.js").read_text(encoding="utf-8").replace("BUSY", json.dumps(BUSY))
 
 
-@dataclass
-class ChatBox:
-    """The chat's components; ``slot`` is this chat's place among the saved ones (None: unsaved),
-    ``pending`` the message the next reply answers (a hidden box, so Gradio checks its files
-    as it checks the visible box's: only uploads), ``turn`` that message's mark for stopping."""
-
-    chatbot: gr.Chatbot
-    textbox: gr.MultimodalTextbox
-    usage: gr.Markdown
-    saved: gr.BrowserState
-    slot: gr.Number
-    history: gr.Dataset
-    pending: gr.MultimodalTextbox
-    turn: gr.Number
-    stops: Stops = field(default_factory=lambda: Stops())
-
-
 class Stops:
     """The stop button's requests, by page session and turn. The reply checks between two
     pieces of its stream and ends there as a finished reply (a request made while it waits
@@ -92,6 +75,23 @@ class Stops:
     def forget(self, session: str, turn: float | None) -> None:
         if self._asked.get(session) == turn:
             del self._asked[session]
+
+
+@dataclass
+class ChatBox:
+    """The chat's components; ``slot`` is this chat's place among the saved ones (None: unsaved),
+    ``pending`` the message the next reply answers (a hidden box, so Gradio checks its files
+    as it checks the visible box's: only uploads), ``turn`` that message's mark for stopping."""
+
+    chatbot: gr.Chatbot
+    textbox: gr.MultimodalTextbox
+    usage: gr.Markdown
+    saved: gr.BrowserState
+    slot: gr.Number
+    history: gr.Dataset
+    pending: gr.MultimodalTextbox
+    turn: gr.Number
+    stops: Stops = field(default_factory=Stops)
 
 
 def user_messages(message: Any) -> list[Message]:

@@ -195,11 +195,11 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 (own_key or "").strip() if settings.allow_visitor_keys else "",
             )
 
-        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request, **stop):
+        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request, stopped=lambda: False):
             """The conversation with the visitor's message in it, and the reply's (update, usage line)s."""
             lang = lang_of(request)
             updates = service.reply(
-                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key), **stop
+                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key), stopped
             )
             asked = [*(history or []), *chat_box.user_messages(message)]
             return asked, ((update, usage_line(update, lang)) async for update in updates)

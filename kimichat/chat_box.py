@@ -206,7 +206,7 @@ def render(first_value: list[Message], avatar: str, placeholder: Any, accepted: 
             )
     usage = gr.Markdown(elem_id="usage")
     slot = gr.Number(None, visible=False, precision=0)
-    pending = gr.MultimodalTextbox(visible=False, file_types=accepted, file_count="multiple")
+    pending = gr.MultimodalTextbox(visible=False)
     turn = gr.Number(None, visible=False, precision=0)
     return ChatBox(chatbot, textbox, usage, saved, slot, history, pending, turn)
 

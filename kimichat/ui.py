@@ -196,13 +196,12 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             )
 
         def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request, stopped=lambda: False):
-            """The conversation with the visitor's message in it, and the reply's (update, usage line)s."""
+            """The reply to ``message`` after ``history``, as (update, usage line)s."""
             lang = lang_of(request)
             updates = service.reply(
                 message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key), stopped
             )
-            asked = [*(history or []), *chat_box.user_messages(message)]
-            return asked, ((update, usage_line(update, lang)) async for update in updates)
+            return ((update, usage_line(update, lang)) async for update in updates)
 
         async def respond(message, chat, turn, persona_id, model_id, temp, own_key, request: gr.Request):
             """The page's reply: the whole chat as it grows, and the usage line. The page already
@@ -211,7 +210,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             stopped = box.stops.watch(session, turn)
             chat = chat or []
             history = chat[: len(chat) - len(chat_box.user_messages(message))]
-            _, replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
+            replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
             shown, replied = chat_box.for_page(chat), False
             try:
                 async for update, line in replies:
@@ -224,8 +223,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
 
         async def api_reply(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
             """/chat for API callers: this reply's messages; the conversation stays in the session."""
-            asked, replies = ask(message, history, persona_id, model_id, temp, own_key, request)
-            async for update, line in replies:
+            asked = [*(history or []), *chat_box.user_messages(message)]
+            async for update, line in ask(message, history, persona_id, model_id, temp, own_key, request):
                 yield update.messages, [*asked, *update.messages], line
 
         chat_box.wire(box, respond, options, settings.chat_concurrency)

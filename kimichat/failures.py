@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 from openai import APIConnectionError, APIStatusError, APITimeoutError
 
 from .i18n import Lang, t
@@ -91,9 +91,10 @@ def classify(exc: BaseException) -> Failure:
         else:
             kind = "bad_request"
         return Failure(kind, status, kind_of_error or f"HTTP {status}", _told_wait(text))
-    if isinstance(exc, (FirstTokenTimeout, APITimeoutError, httpx.TimeoutException)):
+    # Inside a stream the SDK is no longer in between: its HTTP library's (httpx2's) errors come as they are.
+    if isinstance(exc, (FirstTokenTimeout, APITimeoutError, httpx2.TimeoutException)):
         return Failure("timeout", detail="timeout")
-    if isinstance(exc, (APIConnectionError, httpx.TransportError)):
+    if isinstance(exc, (APIConnectionError, httpx2.TransportError)):
         return Failure("connection", detail="connection error")
     if isinstance(exc, StreamBroken):
         return Failure("stream_broken", detail=str(exc))

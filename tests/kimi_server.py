@@ -9,7 +9,8 @@ message, so concurrent tests do not step on each other:
     [[think]]            stream reasoning_content before the answer
     [[tokens:N]]         answer with N filler tokens after the echo
     [[delay:S]]          S seconds between tokens; [[first:S]] before the first one
-    [[drop:N]]           close the connection after N content tokens, without [DONE]
+    [[drop:N]]           end the stream after N content tokens, without [DONE]
+    [[reset:N]]          break the connection after N content tokens, mid-body
     [[length]]           finish with finish_reason "length"
     [[filter]]           finish with finish_reason "content_filter" after a few tokens
     [[malformed]]        send a data line that is not JSON after a few tokens
@@ -301,6 +302,8 @@ class KimiServer:
             for n, token in enumerate(answer):
                 if "drop" in d and n == int(d["drop"]):
                     return
+                if "reset" in d and n == int(d["reset"]):
+                    raise ConnectionAbortedError("[[reset]]: the server breaks the connection mid-body")
                 if "filter" in d and n == 3:
                     break
                 if "malformed" in d and n == 3:
@@ -322,7 +325,7 @@ class KimiServer:
             yield b"data: [DONE]\n\n"
         finally:
             self.open_streams -= 1
-            call.disconnected = not call.completed and "drop" not in d
+            call.disconnected = not call.completed and "drop" not in d and "reset" not in d
 
     # -- lifecycle --------------------------------------------------------------------
 

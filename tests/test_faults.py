@@ -137,6 +137,30 @@ async def test_idle_timeout_between_chunks_keeps_the_partial(upstream):
     assert answer_of(final).startswith("Echo") and "cut off" in notes_of(final)
 
 
+async def test_a_silent_stream_is_a_timeout(upstream, caplog):
+    service = make_service(upstream.base_url, first_token_timeout=30.0, idle_timeout=1.0, max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="kimichat"):
+        updates = await asyncio.wait_for(run(service, "x [[hang]]"), 15)
+    assert "too long" in notes_of(updates[-1].messages)
+    assert "kind=timeout" in caplog.text
+
+
+async def test_a_connection_broken_before_the_first_token_is_tried_again(service, upstream, caplog):
+    upstream.fail_next = ["[[reset:0]]"]
+    with caplog.at_level(logging.WARNING, logger="kimichat"):
+        updates = await run(service, "hi")
+    assert answer_of(updates[-1].messages).startswith("Echo: hi") and len(upstream.calls) == 2
+    assert "kind=connection" in caplog.text
+
+
+async def test_a_connection_broken_mid_reply_keeps_the_partial(service, upstream, caplog):
+    with caplog.at_level(logging.WARNING, logger="kimichat"):
+        updates = await run(service, "abcd [[reset:4]]")
+    final = updates[-1].messages
+    assert answer_of(final).startswith("Echo: ") and "cut off" in notes_of(final)
+    assert len(upstream.calls) == 1 and "kind=connection" in caplog.text
+
+
 async def test_failures_are_logged_on_one_line_without_content(service, upstream, caplog):
     with caplog.at_level(logging.WARNING, logger="kimichat"):
         await run(service, "private words [[status:429:exceeded_current_quota_error]]", persona="translator")

@@ -91,6 +91,9 @@ def classify(exc: BaseException) -> Failure:
         else:
             kind = "bad_request"
         return Failure(kind, status, kind_of_error or f"HTTP {status}", _told_wait(text))
+    if isinstance(exc, APIConnectionError) and isinstance(exc.__cause__, httpx2.ConnectTimeout):
+        # Kimi was never reached: worth another try (aiohttp reports a refused connection this way too)
+        return Failure("connection", detail="connection error")
     # Inside a stream the SDK is no longer in between: its HTTP library's (httpx2's) errors come as they are.
     if isinstance(exc, (FirstTokenTimeout, APITimeoutError, httpx2.TimeoutException)):
         return Failure("timeout", detail="timeout")

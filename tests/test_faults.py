@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 import pytest
-from conftest import KEY, ROOT, answer_of, notes_of, wait_for
+from conftest import KEY, ROOT, answer_of, notes_of
 from kimi_server import free_port
 
 from kimichat.attachments import Attachments
@@ -274,7 +274,7 @@ async def test_a_stopped_reply_ends_as_finished_and_closes_the_upstream(service,
         updates.append(update)
         if "t5" in answer_of(update.messages):
             asked.append(True)
-    assert wait_for(lambda: upstream.calls[-1].disconnected, 5)
+    assert await _eventually(lambda: upstream.calls[-1].disconnected, 5)  # the loop runs on: it closes the socket
     kept = answer_of(updates[-1].messages)
     assert "t5" in kept and "t199" not in kept and not notes_of(updates[-1].messages)  # no error, no "cut off"
     assert updates[-1].usage is None

@@ -9,6 +9,8 @@ client, the model list.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -324,4 +326,35 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # Gradio's run history can record public calls with their inputs (for /chat, a visitor's
         # own key) in the browser or a Hub bucket; the chat needs none of it.
         "run_history": False,
+        "app_kwargs": {"lifespan": no_login_hops},
     }
+
+
+@asynccontextmanager
+async def no_login_hops(app: Any) -> AsyncIterator[None]:
+    """Spare every queue request two worker-thread hops (Gradio runs this before it serves).
+
+    Gradio guards its queue routes with ``login_check``, a plain function that FastAPI runs
+    in its thread pool, with ``get_current_user`` under it, on every join and every event
+    stream: four hops per message, each a GIL hand-over on a busy core. With no login set,
+    Gradio's check lets everyone in, so an async check that does the same stands in
+    (FastAPI's ``dependency_overrides``). An app with a login keeps Gradio's.
+    """
+    if app.auth is None and app.auth_dependency is None:
+        for check in login_checks(app):
+            app.dependency_overrides[check] = _everyone_in
+    yield
+
+
+def login_checks(app: Any) -> set[Any]:
+    """Gradio's ``login_check`` dependencies on the app's routes."""
+    return {
+        depends.dependency
+        for route in app.routes
+        for depends in getattr(route, "dependencies", ())
+        if getattr(depends.dependency, "__name__", "") == "login_check"
+    }
+
+
+async def _everyone_in() -> None:
+    """Gradio's ``login_check`` when no login is set: nothing to check."""

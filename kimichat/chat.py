@@ -343,8 +343,7 @@ class ChatService:
         (none if the reply was stopped: leaving the loop closes the stream unfinished).
         """
         usage: Usage | None = None
-        interval = 1.0 / self.settings.updates_per_second
-        next_update = 0.0
+        pace = Pace(1.0 / self.settings.updates_per_second)
         async with aclosing(stream_reply(client, request)) as raw:  # closing it ends the HTTP stream
             async for event in _first_token_deadline(raw, self.settings.first_token_timeout):
                 if isinstance(event, TextDelta):
@@ -368,15 +367,34 @@ class ChatService:
                     break
                 if stopped():
                     return
-                now = time.monotonic()
-                if now >= next_update:
-                    next_update = now + interval
+                if pace.due(time.monotonic()):
                     yield Update(reply.messages())
         reply.end_thinking()
         yield Update([], usage=usage or Usage())
 
 
 MAX_SEARCH_ROUNDS = 5
+
+
+@dataclass
+class Pace:
+    """When a streaming reply is redrawn: the first piece at once, then one beat per ``interval``.
+
+    Beats are counted from the last beat, not from the last redraw: pieces seldom land on
+    the beat, and waiting a whole interval after each late redraw slowed 11 redraws a
+    second to the token cadence's 10 (at 50 tokens a second). After a long silence the
+    beat starts again from the piece that broke it, so no burst of redraws follows.
+    """
+
+    interval: float
+    next: float = float("-inf")
+
+    def due(self, now: float) -> bool:
+        if now < self.next:
+            return False
+        late = now - self.next
+        self.next = self.next + self.interval if late < self.interval else now + self.interval
+        return True
 
 
 def _tool_round(calls: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:

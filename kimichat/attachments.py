@@ -15,11 +15,11 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from openai import AsyncOpenAI
 
-from .conversation import Attachment
 from .i18n import Lang, t
 from .models import ModelInfo
 from .personas import Persona
@@ -73,6 +73,15 @@ IMAGE_TYPES = {
     ".gif": "image/gif",
 }
 ACCEPTED = sorted(DOCUMENT_TYPES | IMAGE_TYPES.keys())
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file made ready for Kimi: a document's extracted text, or an image's data URL."""
+
+    kind: str  # "document" | "image"
+    name: str
+    data: str
 
 
 def kind_of(path: str) -> str | None:

@@ -352,9 +352,10 @@ class ChatService:
                     reply.add_thinking(event.text)
                 elif isinstance(event, ToolCallDelta):
                     call = calls.setdefault(
-                        event.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+                        event.index, {"id": "", "type": "", "function": {"name": "", "arguments": ""}}
                     )
                     call["id"] = event.id or call["id"]
+                    call["type"] = event.type or call["type"]  # Moonshot's builtin_function, sent back as it came
                     call["function"]["name"] = event.name or call["function"]["name"]
                     call["function"]["arguments"] += event.arguments
                     continue

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
+from .attachments import Attachment
 from .i18n import Lang
+from .kimi import KimiMessage
 from .personas import Persona
 
 TAG_PREFIX = "persona:"
 TOKENS_PREFIX = "tokens="  # a reply's token count, kept in its (hidden) metadata.log
-
-
-class KimiMessage(TypedDict):
-    role: str
-    content: str | list[dict[str, Any]]  # a list carries image parts (vision models only)
 
 
 @dataclass
@@ -32,15 +29,6 @@ class Turn:
     role: str
     text: str
     files: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file made ready for Kimi: a document's extracted text, or an image's data URL."""
-
-    kind: str  # "document" | "image"
-    name: str
-    data: str
 
 
 def persona_tag(persona_id: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """What went wrong with a reply: told plainly to the visitor, in one line to the log,
 and whether it is worth another try.
 
-Built on the openai SDK's typed errors. Moonshot's error ``type`` in the body tells
+Built on the openai SDK's typed status errors and kimi.py's own transport errors (so no
+HTTP library is imported here). Moonshot's error ``type`` in the body tells
 apart cases that share a status: a 429 may be an overloaded engine (retry soon), the
 account's concurrency/RPM limit (wait as told: "try again after N seconds", since no
 ``Retry-After`` header is sent) or an empty wallet (do not retry; tell the owner).
@@ -14,11 +15,10 @@ import random
 import re
 from dataclasses import dataclass
 
-import httpx2
-from openai import APIConnectionError, APIStatusError, APITimeoutError
+from openai import APIStatusError
 
 from .i18n import Lang, t
-from .kimi import StreamBroken
+from .kimi import ConnectionLost, StreamBroken, StreamTimeout
 
 log = logging.getLogger("kimichat.failures")
 
@@ -91,14 +91,10 @@ def classify(exc: BaseException) -> Failure:
         else:
             kind = "bad_request"
         return Failure(kind, status, kind_of_error or f"HTTP {status}", _told_wait(text))
-    if isinstance(exc, APIConnectionError) and isinstance(exc.__cause__, httpx2.ConnectTimeout):
-        # Kimi was never reached: worth another try (aiohttp reports a refused connection this way too)
+    if isinstance(exc, ConnectionLost):  # worth another try while nothing is shown
         return Failure("connection", detail="connection error")
-    # Inside a stream the SDK is no longer in between: its HTTP library's (httpx2's) errors come as they are.
-    if isinstance(exc, (FirstTokenTimeout, APITimeoutError, httpx2.TimeoutException)):
+    if isinstance(exc, (FirstTokenTimeout, StreamTimeout)):
         return Failure("timeout", detail="timeout")
-    if isinstance(exc, (APIConnectionError, httpx2.TransportError)):
-        return Failure("connection", detail="connection error")
     if isinstance(exc, StreamBroken):
         return Failure("stream_broken", detail=str(exc))
     return Failure("internal", detail=type(exc).__name__)

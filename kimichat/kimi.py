@@ -1,13 +1,10 @@
-"""One streamed Kimi reply as plain events: text, thinking, usage, finish.
+"""One streamed Kimi reply as plain events: text, thinking, tool-call fragments, usage, finish.
 
-The openai SDK does what it is good at (auth, retries before the first byte, typed
-HTTP errors, connection pooling); the SSE body is read here as plain JSON because
-Moonshot's stream differs from OpenAI's in ways the SDK's types hide: usage sits in
-``choices[0]``, ``reasoning_content`` is not a typed field, and only ``data: [DONE]``
-tells a finished reply from a dropped one. Skipping the SDK's per-chunk objects also
-makes each token cheaper, and posting the body as it is (the SDK's documented way to
-call endpoints it has no types for) skips its walk of every message against OpenAI's
-request types: 2-4 ms of CPU per reply. Nothing here knows about Gradio.
+The openai SDK's typed streaming API does the HTTP, the SSE parsing and the typed errors;
+this module reads what Moonshot adds on top of OpenAI's chunk types (``reasoning_content``
+in the delta, usage inside ``choices[0]``) from the chunks' extra fields, and turns every
+transport failure into one of the app's own errors below. Nothing here knows about Gradio,
+so it is tested against the local Kimi server alone and reused by the benchmark.
 """
 
 from __future__ import annotations
@@ -15,14 +12,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
-import httpx2
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai import APIConnectionError, APITimeoutError, AsyncOpenAI, DefaultAioHttpClient, Timeout
 
-from .conversation import KimiMessage
 from .models import ModelInfo
 from .settings import Settings
+
+
+class KimiMessage(TypedDict, total=False):
+    """One message of a Kimi request: OpenAI's shape plus Moonshot's ``reasoning_content``."""
+
+    role: str
+    content: str | list[dict[str, Any]]  # a list carries image parts (vision models only)
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+    name: str
+    reasoning_content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +43,11 @@ class ThinkingDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """A fragment of a tool call: the first has ``id`` and ``name``, later ones more ``arguments``."""
+    """A fragment of a tool call: the first has ``id``, ``type`` and ``name``, later ones more ``arguments``."""
 
     index: int
     id: str | None
+    type: str | None
     name: str | None
     arguments: str
 
@@ -55,22 +62,30 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The stream ended with ``data: [DONE]``; ``reason`` is the last finish_reason."""
+    """The stream ended as Kimi meant it to; ``reason`` is its finish_reason."""
 
-    reason: str | None
+    reason: str
 
 
 Event = TextDelta | ThinkingDelta | ToolCallDelta | Usage | Finish
 WEB_SEARCH = [{"type": "builtin_function", "function": {"name": "$web_search"}}]
 
 
+class ConnectionLost(Exception):
+    """The connection to Kimi failed (or timed out) before its headers, or broke inside the stream."""
+
+
+class StreamTimeout(Exception):
+    """Kimi went silent inside a stream for longer than the idle timeout."""
+
+
 class StreamBroken(Exception):
-    """The stream stopped before ``data: [DONE]``, or sent something unreadable."""
+    """The stream stopped before its finish_reason, or sent something unreadable."""
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """Everything one reply needs; ``body()`` keeps only what the model accepts."""
+    """Everything one reply needs; ``options()`` keeps only what the model accepts."""
 
     model: ModelInfo
     messages: list[KimiMessage]
@@ -80,126 +95,104 @@ class ChatRequest:
     thinking: Literal["auto", "on", "off"] = "auto"
     web_search: bool = False
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body of ``POST /chat/completions``, Moonshot's fields included."""
-        body: dict[str, Any] = {
-            "model": self.model.id,
-            "messages": self.messages,
-            "max_tokens": self.max_tokens,
-            "stream": True,
-        }
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create``; Moonshot's own fields go in ``extra_body``."""
+        options: dict[str, Any] = {"model": self.model.id, "messages": self.messages, "max_tokens": self.max_tokens}
         if not self.model.fixed_sampling:
             if self.temperature is not None:
-                body["temperature"] = self.temperature
+                options["temperature"] = self.temperature
             if self.top_p is not None:
-                body["top_p"] = self.top_p
+                options["top_p"] = self.top_p
+        extra: dict[str, Any] = {}
         thinking = "off" if self.web_search else self.thinking  # $web_search does not work with thinking
         if self.model.thinking_switch and thinking != "auto":
-            body["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
-        if self.web_search:  # a Moonshot-only tool type
-            body["tools"] = WEB_SEARCH
-        return body
+            extra["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
+        if self.web_search:  # a Moonshot-only tool type, outside OpenAI's typed tools
+            extra["tools"] = WEB_SEARCH
+        if extra:
+            options["extra_body"] = extra
+        return options
 
 
 def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
     """The process's one Kimi client (or one for a visitor's own key, for one request).
 
     It runs on aiohttp, the SDK's asyncio-native transport (``openai[aiohttp]``): every
-    streamed token is a socket read, and httpx2's default transport wraps each one in
-    anyio's cancel scopes and generator layers (aiohttp: 2-3 ms less CPU per reply).
-    Its connection pool is shared by every reply, so it is sized for the chat
-    concurrency; ``read`` is the longest silence allowed inside a stream. The SDK's own
-    retries are off: they treat every 429 alike, while Moonshot's 429 may mean "busy"
-    (retry), "wait N seconds" or "out of money" (never retry); failures.py decides.
+    streamed token is a socket read, and the default transport wraps each one in anyio's
+    cancel scopes (aiohttp: 2-3 ms less CPU per reply). ``read`` is the longest silence
+    allowed inside a stream. The SDK's own retries are off: they treat every 429 alike,
+    while Moonshot's 429 may mean "busy" (retry), "wait N seconds" or "out of money"
+    (never retry); failures.py decides.
     """
     return AsyncOpenAI(
         api_key=api_key or settings.api_key,
         base_url=settings.base_url,
         max_retries=0,
-        timeout=httpx2.Timeout(settings.connect_timeout, read=settings.idle_timeout),
-        http_client=DefaultAioHttpClient(limits=httpx2.Limits(max_connections=settings.chat_concurrency + 10)),
+        timeout=Timeout(settings.connect_timeout, read=settings.idle_timeout),
+        http_client=DefaultAioHttpClient(),
     )
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_tokens=int(raw.get("cached_tokens") or 0),
-    )
+def _usage(raw: Any) -> Usage:
+    """Usage from a typed ``CompletionUsage`` or Moonshot's plain dict inside ``choices[0]``."""
+    get = raw.get if isinstance(raw, dict) else lambda key: getattr(raw, key, None)
+    return Usage(*(int(get(key) or 0) for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")))
 
 
-def parse_chunk(data: str | bytes) -> list[Event]:
-    """The events in one SSE ``data:`` payload (not ``[DONE]``)."""
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        raise StreamBroken("malformed data in the stream") from None
-    if not isinstance(chunk, dict):
-        raise StreamBroken("malformed data in the stream")
-    if "error" in chunk:
-        error = chunk["error"] if isinstance(chunk["error"], dict) else {}
-        raise StreamBroken(str(error.get("type") or "error in the stream"))
+def chunk_events(chunk: Any) -> tuple[list[Event], str | None]:
+    """The events in one typed chunk, and its finish_reason (None while the reply goes on)."""
     events: list[Event] = []
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if thinking := delta.get("reasoning_content"):
+    reason = None
+    for choice in chunk.choices or ():
+        delta = choice.delta
+        extra = delta.model_extra or {} if delta is not None else {}
+        if thinking := extra.get("reasoning_content"):
             events.append(ThinkingDelta(thinking))
-        if text := delta.get("content"):
-            events.append(TextDelta(text))
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") or {}
+        if delta is not None and delta.content:
+            events.append(TextDelta(delta.content))
+        for call in (delta.tool_calls if delta is not None else None) or ():
+            function = call.function
             events.append(
                 ToolCallDelta(
-                    int(call.get("index", 0)), call.get("id"), function.get("name"), function.get("arguments") or ""
+                    call.index,
+                    call.id,
+                    call.type,
+                    function.name if function else None,
+                    (function.arguments if function else None) or "",
                 )
             )
-        if usage := choice.get("usage"):
+        if usage := (choice.model_extra or {}).get("usage"):
             events.append(_usage(usage))
-        if reason := choice.get("finish_reason"):
-            events.append(Finish(reason))
-    if usage := chunk.get("usage"):
-        events.append(_usage(usage))
-    return events
+        reason = choice.finish_reason or reason
+    if chunk.usage is not None:
+        events.append(_usage(chunk.usage))
+    return events, reason
 
 
 async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterator[Event]:
-    """Yield the reply's events; the last one is a ``Finish``, else ``StreamBroken``.
+    """Yield the reply's events; the last one is a ``Finish``, else one of this module's errors.
 
-    HTTP errors before the stream starts come out as the SDK's typed exceptions
-    (after its retries). Leaving the loop early closes the upstream connection, so a
-    stopped reply stops being paid for.
+    HTTP errors come out as the SDK's typed ``APIStatusError``s. Leaving the loop early (or
+    cancelling the task) closes the upstream connection, so a stopped reply stops being paid for.
     """
-    reason: str | None = None
-    response = await client.post("/chat/completions", body=request.body(), cast_to=httpx2.Response, stream=True)
     try:
-        async for data in _sse_data(response.aiter_bytes()):
-            if data == b"[DONE]":
-                yield Finish(reason)
-                return
-            for event in parse_chunk(data):
-                if isinstance(event, Finish):
-                    reason = event.reason
-                else:
+        stream = await client.chat.completions.create(stream=True, **request.options())
+    except APIConnectionError:  # APITimeoutError included: nothing was streamed yet
+        raise ConnectionLost("Kimi could not be reached") from None
+    reason: str | None = None
+    async with stream:  # leaving it closes the HTTP response
+        try:
+            async for chunk in stream:
+                events, finish = chunk_events(chunk)
+                reason = finish or reason
+                for event in events:
                     yield event
-    finally:
-        await response.aclose()
-    raise StreamBroken("the stream ended before [DONE]")
-
-
-async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of a server-sent event stream, as bytes.
-
-    Splitting bytes here skips httpx2's text decoder and line splitter, two layers per
-    chunk on the hottest path of the app (json.loads reads UTF-8 bytes directly).
-    """
-    pending = b""
-    async for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
-    if pending.startswith(b"data:"):
-        yield pending[5:].strip()
+        except APITimeoutError:
+            raise StreamTimeout from None
+        except APIConnectionError:
+            raise ConnectionLost("the connection broke") from None
+        except json.JSONDecodeError:
+            raise StreamBroken("malformed data in the stream") from None
+    if reason is None:
+        raise StreamBroken("the stream ended before its finish_reason")
+    yield Finish(reason)

@@ -6,7 +6,18 @@ import pytest
 from conftest import KEY
 from openai import AuthenticationError, RateLimitError
 
-from kimichat.kimi import ChatRequest, Finish, StreamBroken, TextDelta, ThinkingDelta, Usage, make_client, stream_reply
+from kimichat.kimi import (
+    ChatRequest,
+    ConnectionLost,
+    Finish,
+    StreamBroken,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+    make_client,
+    stream_reply,
+)
 from kimichat.models import ModelCatalog, ModelInfo
 from kimichat.settings import Settings
 
@@ -65,14 +76,34 @@ async def test_http_errors_are_the_sdks_typed_errors(settings):
         await collect(settings, "x", api_key="sk-test-nope")
 
 
-def test_body_sends_only_what_the_model_accepts():
-    messages = [{"role": "user", "content": "x"}]
-    fixed = ChatRequest(ModelInfo("kimi-k2.5"), messages, 10, temperature=0.3, top_p=0.5, thinking="off").body()
+async def test_the_request_carries_only_what_the_model_accepts(settings, upstream):
+    await collect(settings, "x", temperature=0.3, top_p=0.5, thinking="off")
+    fixed = upstream.calls[-1].body
     assert "temperature" not in fixed and "top_p" not in fixed
-    assert fixed["thinking"] == {"type": "disabled"}
-    free = ChatRequest(ModelInfo("kimi-k2-turbo-preview"), messages, 10, temperature=0.3, thinking="on").body()
+    assert fixed["thinking"] == {"type": "disabled"} and fixed["stream"] is True
+    await collect(settings, "x", model="kimi-k2-turbo-preview", temperature=0.3, thinking="on")
+    free = upstream.calls[-1].body
     assert free["temperature"] == 0.3 and "thinking" not in free
-    assert "thinking" not in ChatRequest(ModelInfo("kimi-k2.6"), messages, 10).body()
+    await collect(settings, "x", model="kimi-k2-thinking")
+    assert "thinking" not in upstream.calls[-1].body
+
+
+async def test_a_tool_call_keeps_moonshots_own_type(settings, upstream):
+    events = await collect(settings, "search this", web_search=True)
+    assert upstream.calls[-1].body["tools"] == [{"type": "builtin_function", "function": {"name": "$web_search"}}]
+    first = next(e for e in events if isinstance(e, ToolCallDelta))
+    assert (first.id, first.type, first.name) == ("call-1", "builtin_function", "$web_search")
+    arguments = "".join(e.arguments for e in events if isinstance(e, ToolCallDelta))
+    assert '"search_id": "s-1"' in arguments
+    assert events[-1] == Finish("tool_calls")
+
+
+async def test_an_unreachable_kimi_is_a_lost_connection(settings):
+    from kimi_server import free_port
+
+    dead = Settings(api_key=KEY, base_url=f"http://127.0.0.1:{free_port()}/v1", connect_timeout=2)
+    with pytest.raises(ConnectionLost):
+        await collect(dead, "x")
 
 
 async def test_catalog_reads_models_and_falls_back(settings, upstream):
@@ -96,11 +127,12 @@ def test_model_capabilities_from_ids():
     assert ModelInfo("kimi-k2-thinking").default_temperature == 1.0
 
 
-async def test_sse_lines_split_across_chunks_and_crlf():
-    from kimichat.kimi import _sse_data
-
-    async def chunks():
-        for part in [b'data: {"a"', b": 1}\r\n\r\n: keep-alive\n", b"data: [DO", b"NE]\n\n"]:
-            yield part
-
-    assert [d async for d in _sse_data(chunks())] == [b'{"a": 1}', b"[DONE]"]
+async def test_a_connection_broken_mid_body_is_a_lost_connection(settings):
+    got = []
+    with pytest.raises(ConnectionLost):
+        async for event in stream_reply(
+            make_client(settings),
+            ChatRequest(ModelInfo("kimi-k2.5"), [{"role": "user", "content": "x [[reset:3]]"}], max_tokens=10),
+        ):
+            got.append(event)
+    assert any(isinstance(e, TextDelta) for e in got)

@@ -136,7 +136,8 @@ def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
 def _usage(raw: Any) -> Usage:
     """Usage from a typed ``CompletionUsage`` or Moonshot's plain dict inside ``choices[0]``."""
     get = raw.get if isinstance(raw, dict) else lambda key: getattr(raw, key, None)
-    return Usage(*(int(get(key) or 0) for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")))
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
+    return Usage(*(int(get(key) or 0) for key in keys))
 
 
 def chunk_events(chunk: Any) -> tuple[list[Event], str | None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib.util
 import logging
 import sys
 from typing import Any
@@ -21,7 +20,7 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     """The app built from the environment, and its ``launch`` keywords; exit with a readable
     message if it cannot be built."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpx2"):  # one line per HTTP request is noise
+    for noisy in ("httpx", "httpx2"):  # one line per HTTP request (Gradio's, the SDK's) is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
@@ -32,7 +31,6 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
         logging.getLogger("kimichat").warning(
             "MOONSHOT_API_KEY is not set: the app will explain how to add it instead of chatting"
         )
-    _skip_missing_matplotlib()
     demo = build(settings, personas)
     # What startup made (Gradio, pydantic schemas, the page config) lives as long as the app:
     # frozen, every later full collection skips it (one took 135 ms under load before, 13-42 ms after).
@@ -40,10 +38,3 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     gc.freeze()
     return demo, launch_options(settings)
 
-
-def _skip_missing_matplotlib() -> None:
-    """Gradio imports matplotlib around every call it runs, and when it is not installed each
-    attempt searches every folder on ``sys.path`` again (73 us, twice per streamed update).
-    None in ``sys.modules`` makes the import fail at once (3.5 us), as it would anyway."""
-    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]

@@ -1,26 +1,24 @@
-"""The Gradio app: persona picker, settings, the chat box (chat_box.py) and their events.
+"""The page: the persona picker above a ``gr.ChatInterface``, the settings, and their events.
 
 Everything per visitor lives in the visitor's page (the chat, the picker), their browser's
-storage (saved conversations) or, for API callers, Gradio's per-session values; module
-state holds only what all visitors may share: settings, the persona file, one Kimi
-client, the model list.
+storage (ChatInterface's saved chats) or, for API callers, Gradio's per-session values;
+module state holds only what all visitors may share: settings, the persona file, one Kimi
+client, the model list. The handlers are the methods of ``Page``, so tests can call them.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from . import chat_box
 from .attachments import ACCEPTED, Attachments
 from .chat import ChatService, Update, Visitor
-from .conversation import conversation_persona, persona_tag
+from .conversation import conversation_persona
 from .guard import Guard, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .kimi import make_client
@@ -34,9 +32,9 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
 ]  # no single "$": prices such as "$5 and $10" must stay text
 
-QUEUE_POLL_SECONDS = 0.005
-CSS = (Path(__file__).parent / "static" / "app.css").read_text(encoding="utf-8")
-EXPORT_JS = (Path(__file__).parent / "static" / "export.js").read_text(encoding="utf-8")
+STATIC = Path(__file__).parent / "static"
+CSS = (STATIC / "app.css").read_text(encoding="utf-8")
+EXPORT_JS = (STATIC / "export.js").read_text(encoding="utf-8")
 
 
 def _i18n() -> gr.I18n:
@@ -52,11 +50,14 @@ def lang_of(request: gr.Request | None) -> Lang:
     return pick_lang(request.headers.get("accept-language") if request else None)
 
 
-def greeting(persona: Persona, lang: Lang) -> list[dict[str, Any]]:
-    """A new chat: the persona's greeting, its examples as buttons under it."""
-    text = persona.greeting.get(lang) if persona.greeting else f"{persona.avatar} {persona.name.get(lang)}"
-    options = [{"value": ex.text.get(lang), "label": (ex.label or ex.text).get(lang)} for ex in persona.examples]
-    return [{"role": "assistant", "content": text, "metadata": persona_tag(persona.id), "options": options}]
+def greeting(persona: Persona, lang: Lang) -> str:
+    """What an empty chat shows above the persona's starters."""
+    return persona.greeting.get(lang) if persona.greeting else f"{persona.avatar} {persona.name.get(lang)}"
+
+
+def starters(persona: Persona, lang: Lang) -> list[dict[str, str]]:
+    """The persona's conversation starters, as the chatbot's examples (a click sends the text)."""
+    return [{"text": ex.text.get(lang), "display_text": (ex.label or ex.text).get(lang)} for ex in persona.examples]
 
 
 def setup_panel(settings: Settings, lang: Lang) -> str:
@@ -106,12 +107,14 @@ def write_avatars(personas: PersonaFile) -> dict[str, str]:
     return paths
 
 
-class PersonaViews:
-    """What the page shows for a persona, in the visitor's language."""
+class Page:
+    """The page's event handlers, over the one chat service all visitors share."""
 
-    def __init__(self, settings: Settings, personas: PersonaFile, catalog: ModelCatalog):
-        self.settings, self.catalog = settings, catalog
+    def __init__(self, settings: Settings, personas: PersonaFile, service: ChatService, catalog: ModelCatalog):
+        self.settings, self.personas, self.service, self.catalog = settings, personas, service, catalog
         self.avatars = write_avatars(personas)
+
+    # -- what the page shows for a persona ------------------------------------------------
 
     def model_choices(self, persona: Persona, lang: Lang) -> list[tuple[str, str]]:
         own = t("model_default", lang, model=persona.model or self.settings.default_model)
@@ -123,22 +126,77 @@ class PersonaViews:
         value = persona.temperature if persona.temperature is not None else model.default_temperature
         return {"visible": not model.fixed_sampling, "value": value}
 
-    def chatbot(self, persona: Persona, value: list | None = None) -> dict[str, Any]:
-        """A chatbot update: this persona's avatar, and ``value`` if given."""
-        update: dict[str, Any] = {"avatar_images": (None, self.avatars[persona.id])}
-        return gr.update(**update) if value is None else gr.update(value=value, **update)
+    def chatbot_props(self, persona: Persona, lang: Lang) -> dict[str, Any]:
+        """The chatbot's look for ``persona``: greeting, starters, avatar (its value is untouched)."""
+        return {
+            "placeholder": greeting(persona, lang),
+            "examples": starters(persona, lang) or None,
+            "avatar_images": (None, self.avatars[persona.id]),
+        }
 
     def panel(self, persona: Persona, lang: Lang) -> tuple:
-        """Card, model picker and temperature slider for ``persona``."""
+        """Card, model picker, temperature slider and chatbot look for ``persona``."""
         return (
             persona_card(persona, lang),
             gr.update(choices=self.model_choices(persona, lang), value=""),
             gr.update(**self.temperature(persona, "")),
+            gr.update(**self.chatbot_props(persona, lang)),
         )
 
-    def new_chat(self, persona: Persona, lang: Lang) -> tuple:
-        """A fresh conversation: the greeting in the chat, no saved slot yet."""
-        return (*self.panel(persona, lang), self.chatbot(persona, greeting(persona, lang)), None)
+    # -- events -----------------------------------------------------------------------------
+
+    def visitor(self, request: gr.Request, own_key: str) -> Visitor:
+        host = request.client.host if request.client else None
+        return Visitor(
+            visitor_ids(request.headers, host, request.session_hash, self.settings.behind_proxy),
+            (own_key or "").strip() if self.settings.allow_visitor_keys else "",
+        )
+
+    async def respond(
+        self,
+        message: dict[str, Any],
+        history: list[dict[str, Any]],
+        persona_id: str,
+        model_id: str,
+        temperature: float,
+        own_key: str,
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """ChatInterface's ``fn``: the reply's messages as they grow, and the usage line."""
+        lang = lang_of(request)
+        updates = self.service.reply(
+            message, history or [], persona_id, model_id or None, temperature, lang, self.visitor(request, own_key)
+        )
+        async for update in updates:
+            yield update.messages, usage_line(update, lang)
+
+    def switch_persona(self, persona_id: str, request: gr.Request) -> tuple:
+        """A new persona starts a new, empty conversation (its greeting and starters show)."""
+        return [], *self.panel(self.service.persona(persona_id), lang_of(request))
+
+    def reopen(self, index: int, saved: list, request: gr.Request) -> tuple:
+        """A saved chat comes back with its own persona, read from its replies' tags."""
+        chat = saved[index] if isinstance(index, int) and 0 <= index < len(saved or []) else []
+        persona = self.service.persona(conversation_persona(chat))
+        return persona.id, *self.panel(persona, lang_of(request))
+
+    def model_changed(self, persona_id: str, model_id: str) -> dict[str, Any]:
+        return gr.update(**self.temperature(self.service.persona(persona_id), model_id))
+
+    async def load(self, request: gr.Request) -> tuple:
+        """The page in the visitor's language, with the fetched model list. A page as built
+        (English) gets values back, not prop updates: each prop update rebuilds its component's
+        config for the rest of the session."""
+        await self.catalog.models()  # the first page load fetches the list; later ones reuse it
+        lang, first = lang_of(request), self.personas.first
+        models = self.model_choices(first, lang)
+        return (
+            setup_panel(self.settings, lang),
+            first.id if lang == "en" else gr.update(choices=persona_choices(self.personas, lang), value=first.id),
+            persona_card(first, lang),
+            "" if lang == "en" and models == self.model_choices(first, "en") else gr.update(choices=models, value=""),
+            gr.skip() if lang == "en" else gr.update(**self.chatbot_props(first, lang)),
+        )
 
 
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
@@ -146,7 +204,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     client = make_client(settings) if settings.has_key else None
     catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
     service = ChatService(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
-    views = PersonaViews(settings, personas, catalog)
+    page = Page(settings, personas, service, catalog)
     first = personas.first
 
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
@@ -163,19 +221,17 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 elem_id="persona-picker",
             )
             card = gr.Markdown(persona_card(first, "en"), elem_id="persona-card")
-            with gr.Column(scale=0, min_width=120, elem_id="chat-actions"):
-                new_chat = gr.Button(LABELS("new_chat"), size="sm", variant="primary", elem_id="new-chat")
-                export = gr.Button(LABELS("export"), size="sm", elem_id="export")
+            export = gr.Button(LABELS("export"), size="sm", scale=0, min_width=120, elem_id="export")
         with gr.Accordion(LABELS("settings"), open=False, elem_id="settings"):
             model_picker = gr.Dropdown(
-                choices=views.model_choices(first, "en"),
+                choices=page.model_choices(first, "en"),
                 value="",
                 label=LABELS("model"),
                 elem_id="model-picker",
                 allow_custom_value=True,  # API callers may name any id; the catalog falls back
             )
             temperature = gr.Slider(
-                0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **views.temperature(first, "")
+                0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **page.temperature(first, "")
             )
             # Sent with each message and used for that request only; never stored or returned.
             visitor_key = gr.Textbox(
@@ -187,115 +243,50 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 visible=settings.allow_visitor_keys,
                 elem_id="visitor-key",
             )
-        box = chat_box.render(greeting(first, "en"), views.avatars[first.id], LABELS("placeholder"), ACCEPTED, LATEX)
-        options = [picker, model_picker, temperature, visitor_key]
-
-        def visitor_of(request: gr.Request, own_key: str) -> Visitor:
-            host = request.client.host if request.client else None
-            return Visitor(
-                visitor_ids(request.headers, host, request.session_hash, settings.behind_proxy),
-                (own_key or "").strip() if settings.allow_visitor_keys else "",
-            )
-
-        def ask(message, history, persona_id, model_id, temp, own_key, request: gr.Request, stopped=lambda: False):
-            """The reply to ``message`` after ``history``, as (update, usage line)s."""
-            lang = lang_of(request)
-            updates = service.reply(
-                message, history or [], persona_id, model_id or None, temp, lang, visitor_of(request, own_key), stopped
-            )
-            return ((update, usage_line(update, lang)) async for update in updates)
-
-        async def respond(message, chat, turn, persona_id, model_id, temp, own_key, request: gr.Request):
-            """The page's reply: the whole chat as it grows, and the usage line. The page already
-            shows the message at the end of ``chat``; the history is what came before it."""
-            session = request.session_hash or ""
-            stopped = box.stops.watch(session, turn)
-            chat = chat or []
-            history = chat[: len(chat) - len(chat_box.user_messages(message))]
-            replies = ask(message, history, persona_id, model_id, temp, own_key, request, stopped=stopped)
-            shown, replied = chat_box.for_page(chat), False
-            try:
-                async for update, line in replies:
-                    yield [*shown, *chat_box.for_page(update.messages)], line
-                    replied = True
-                if not replied:  # stopped before it began: the chat as it is
-                    yield shown, ""
-            finally:
-                box.stops.forget(session, turn)
-
-        async def api_reply(message, history, persona_id, model_id, temp, own_key, request: gr.Request):
-            """/chat for API callers: this reply's messages; the conversation stays in the session."""
-            asked = [*(history or []), *chat_box.user_messages(message)]
-            async for update, line in ask(message, history, persona_id, model_id, temp, own_key, request):
-                yield update.messages, [*asked, *update.messages], line
-
-        chat_box.wire(box, respond, options, settings.chat_concurrency)
-        api_history, api_response = gr.State([]), gr.JSON(visible=False)
-        gr.Button(visible=False).click(
-            api_reply,
-            [box.textbox, api_history, *options],
-            [api_response, api_history, box.usage],
-            api_name="chat",
+        usage = gr.Markdown(elem_id="usage", render=False)
+        chat = gr.ChatInterface(
+            page.respond,
+            multimodal=True,
+            chatbot=gr.Chatbot(
+                latex_delimiters=LATEX,
+                buttons=["copy", "copy_all"],
+                elem_id="chatbot",
+                show_label=False,
+                scale=1,
+                height="64vh",
+                editable="user",
+                **page.chatbot_props(first, "en"),
+            ),
+            textbox=gr.MultimodalTextbox(
+                placeholder=LABELS("placeholder"),
+                file_types=ACCEPTED,
+                file_count="multiple",
+                sources=["upload"],
+                elem_id="message",
+            ),
+            additional_inputs=[picker, model_picker, temperature, visitor_key],
+            additional_outputs=[usage],
+            # The first persona's starters make ChatInterface wire its example event; a switch
+            # of persona shows the new persona's starters in their place (chatbot_props).
+            examples=[[ex["text"]] for ex in starters(first, "en")] or None,
+            example_labels=[ex["display_text"] for ex in starters(first, "en")] or None,
+            editable=True,
+            save_history=True,
+            cache_examples=False,
             concurrency_limit=settings.chat_concurrency,
-            concurrency_id="chat",
-            postprocess=False,
+            api_name="chat",
         )
-        fresh = [card, model_picker, temperature, box.chatbot, box.slot]
-
-        async def on_load(persona_id: str, request: gr.Request):
-            """The page in the visitor's language. Where the page as built already shows the
-            right thing, the value goes back, not a prop update: each prop update, even
-            ``gr.skip()``, rebuilds the component and its config for the rest of the session
-            (page load 16 -> 10 ms of server CPU, and the first message 1-2 ms less)."""
-            await catalog.models()  # the first page load fetches the list; later ones reuse it
-            lang, persona = lang_of(request), service.persona(persona_id)
-            if persona is first:  # a fresh page: only the language and the fetched model list may differ
-                models = views.model_choices(first, lang)
-                return (
-                    setup_panel(settings, lang),
-                    first.id if lang == "en" else gr.update(choices=persona_choices(personas, lang)),
-                    persona_card(first, lang),
-                    "" if model_picker.choices == models else gr.update(choices=models, value=""),
-                    views.temperature(first, "")["value"],
-                    greeting(first, lang),
-                    None,
-                )
-            return (
-                setup_panel(settings, lang),
-                gr.update(choices=persona_choices(personas, lang)),
-                *views.new_chat(persona, lang),
-            )
-
-        def on_restore(index: int, saved: list, request: gr.Request):
-            """A saved conversation comes back with its own persona (read from its replies)."""
-            lang = lang_of(request)
-            found = 0 <= index < len(saved)
-            persona = service.persona(conversation_persona(saved[index]) if found else None)
-            chat = views.chatbot(persona, saved[index] if found else None)
-            return persona.id, *views.panel(persona, lang), chat, index if found else None
-
-        def start_new(persona_id: str, request: gr.Request):
-            return views.new_chat(service.persona(persona_id), lang_of(request))
-
-        quiet = {"api_visibility": "undocumented", "queue": False}
-        demo.load(on_load, [picker], [setup, picker, *fresh], **quiet)
-        demo.load(None, [box.saved], [box.history], js=chat_box.TITLES_JS)  # listed in the browser
-        # .input, not .change: restoring a conversation sets the picker without resetting the chat
-        picker.input(start_new, [picker], fresh, **quiet)
-        new_chat.click(start_new, [picker], fresh, **quiet)
-        box.history.click(
-            on_restore,
-            [box.history, box.saved],
-            [picker, card, model_picker, temperature, box.chatbot, box.slot],
-            **quiet,
+        usage.render()
+        look = [card, model_picker, temperature, chat.chatbot]
+        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
+        demo.load(page.load, None, [setup, picker, card, model_picker, chat.chatbot], **quiet)
+        # .input, not .change: reopening a saved chat sets the picker without emptying the chat
+        picker.input(page.switch_persona, [picker], [chat.chatbot_value, *look], **quiet)
+        chat.chat_history_dataset.click(
+            page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look], **quiet
         )
-        model_picker.change(
-            lambda p, m: gr.update(**views.temperature(service.persona(p), m)),
-            [picker, model_picker],
-            [temperature],
-            **quiet,
-        )
-        export.click(None, [box.chatbot, picker], None, js=EXPORT_JS)
+        model_picker.change(page.model_changed, [picker, model_picker], [temperature], **quiet)
+        export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400
     # waiting, "auto" cost 48 ms of CPU per reply against 27-31 ms (benchmarks/load.py --users 500).
     demo.queue(
@@ -303,11 +294,6 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         default_concurrency_limit=settings.chat_concurrency,
         status_update_rate=2.0,
     )
-    # Gradio's queue looks for work every 1 ms and for progress bars every 10 ms: 4% of a core
-    # with nobody on the page, and about 1 ms of CPU per reply under load. Every 5 ms still
-    # starts a reply well inside a frame; the app shows no progress bars.
-    demo._queue.sleep_when_free = QUEUE_POLL_SECONDS
-    demo._queue.progress_update_sleep_when_free = 0.5
     return demo
 
 
@@ -326,35 +312,4 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # Gradio's run history can record public calls with their inputs (for /chat, a visitor's
         # own key) in the browser or a Hub bucket; the chat needs none of it.
         "run_history": False,
-        "app_kwargs": {"lifespan": no_login_hops},
     }
-
-
-@asynccontextmanager
-async def no_login_hops(app: Any) -> AsyncIterator[None]:
-    """Spare every queue request two worker-thread hops (Gradio runs this before it serves).
-
-    Gradio guards its queue routes with ``login_check``, a plain function that FastAPI runs
-    in its thread pool, with ``get_current_user`` under it, on every join and every event
-    stream: four hops per message, each a GIL hand-over on a busy core. With no login set,
-    Gradio's check lets everyone in, so an async check that does the same stands in
-    (FastAPI's ``dependency_overrides``). An app with a login keeps Gradio's.
-    """
-    if app.auth is None and app.auth_dependency is None:
-        for check in login_checks(app):
-            app.dependency_overrides[check] = _everyone_in
-    yield
-
-
-def login_checks(app: Any) -> set[Any]:
-    """Gradio's ``login_check`` dependencies on the app's routes."""
-    return {
-        depends.dependency
-        for route in app.routes
-        for depends in getattr(route, "dependencies", ())
-        if getattr(depends.dependency, "__name__", "") == "login_check"
-    }
-
-
-async def _everyone_in() -> None:
-    """Gradio's ``login_check`` when no login is set: nothing to check."""

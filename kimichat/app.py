@@ -37,4 +37,3 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     gc.collect()
     gc.freeze()
     return demo, launch_options(settings)
-

@@ -262,6 +262,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 file_types=ACCEPTED,
                 file_count="multiple",
                 sources=["upload"],
+                submit_btn=True,
+                stop_btn=True,  # a custom box has none unless asked: ChatInterface shows it while a reply runs
                 elem_id="message",
             ),
             additional_inputs=[picker, model_picker, temperature, visitor_key],
@@ -280,8 +282,9 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         look = [card, model_picker, temperature, chat.chatbot]
         quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
         demo.load(page.load, None, [setup, picker, card, model_picker, chat.chatbot], **quiet)
-        # .input, not .change: reopening a saved chat sets the picker without emptying the chat
-        picker.input(page.switch_persona, [picker], [chat.chatbot_value, *look], **quiet)
+        # .input, not .change: reopening a saved chat sets the picker without emptying the chat. Queued:
+        # Gradio 6.31 fires a State's .change (chatbot_value's empties the chat) only after queued events.
+        picker.input(page.switch_persona, [picker], [chat.chatbot_value, *look], api_visibility="undocumented")
         chat.chat_history_dataset.click(
             page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look], **quiet
         )

@@ -138,12 +138,11 @@ def test_no_key_anywhere_after_faults(app, upstream):
         assert KEY not in response.text
 
 
-def test_base_url_cannot_come_from_a_request(app, upstream):
+def test_no_request_can_name_the_upstream(app, upstream):
+    """/chat takes the message and four choices, none of them a URL: the base URL is the owner's."""
     info = httpx.get(app.url + "gradio_api/info").json()
     params = {p["parameter_name"] for p in info["named_endpoints"]["/chat"]["parameters"]}
-    assert params == {"message", "persona_id", "model_id", "temp", "own_key"}
-    chat(app.client(**{"X-Base-URL": "http://192.0.2.1/v1", "Host": "evil.example"}), "where to?")
-    assert upstream.calls[-1].url.startswith(upstream.base_url)
+    assert params == {"message", "persona_id", "model_id", "temperature", "own_key"}
 
 
 def test_soak_200_chats_50_clients_random_faults(app, upstream):
@@ -186,21 +185,17 @@ def test_soak_200_chats_50_clients_random_faults(app, upstream):
     assert answer_of(chat(app.client(), "still there?")[0]).startswith("Echo: stil")
 
 
-def page_reply(app, message: dict, chat: list) -> list[dict]:
-    """Send the page's own reply event as a forged browser would (raw queue protocol): the
-    ``pending`` message and the chat are whatever the caller says. Returns the stream's messages."""
+def forged_call(app, trigger: str, data: list) -> list[dict]:
+    """Fire the page's ``trigger`` event (e.g. ("message", "submit")) as a forged browser would,
+    through the raw queue protocol, with ``data`` as its inputs. Returns the stream's messages."""
     config = httpx.get(app.url + "config").json()
-    deps = {d["id"]: d for d in config["dependencies"]}
-    send = next(d for d in deps.values() if any(t[1] == "submit" for t in d["targets"]))
-    respond = next(d for d in deps.values() if d.get("trigger_after") == send["id"])
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    element, name = trigger
+    dependency = next(
+        i for i, d in enumerate(config["dependencies"]) if [ids[element], name] in [list(t) for t in d["targets"]]
+    )
     session = uuid.uuid4().hex[:11]
-    body = {
-        "data": [message, chat, 1, "assistant", "", 0.5, ""],  # message, chat, turn, persona, model, temp, key
-        "fn_index": respond["id"],
-        "session_hash": session,
-        "event_data": None,
-        "trigger_id": None,
-    }
+    body = {"data": data, "fn_index": dependency, "session_hash": session, "event_data": None, "trigger_id": None}
     with httpx.Client(base_url=app.url, timeout=30) as http:
         http.post("gradio_api/queue/join", json=body).raise_for_status()
         messages = []
@@ -214,19 +209,18 @@ def page_reply(app, message: dict, chat: list) -> list[dict]:
 
 
 def test_the_page_cannot_send_files_from_outside_the_uploads(app, upstream, tmp_path):
-    """The page hands its message to the reply through a browser-side box: a forged one naming a
-    server file (in the message or in the chat) is refused before anything reaches Kimi."""
-    assert page_reply(app, {"text": "hello", "files": []}, [])[-1]["success"]  # the forged call itself works
+    """A forged message or chat naming a server file is refused before anything reaches Kimi:
+    the message enters through the box's submit, the chat through the chatbot's own events."""
+    hello = {"text": "hello", "files": []}
+    assert forged_call(app, ("message", "submit"), [hello])[-1]["success"]  # the forged calls themselves work
+    hi = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]  # content as the page sends it
+    assert forged_call(app, ("chatbot", "clear"), [hi])[-1]["success"]
     upstream.reset()
     secret = tmp_path / "secret.txt"
     secret.write_text("SECRET-MARKER-5521")
     file = {"path": str(secret), "orig_name": "secret.txt", "meta": {"_type": "gradio.FileData"}}
-    in_message = page_reply(app, {"text": "summarise this", "files": [file]}, [])
-    in_chat = page_reply(
-        app,
-        {"text": "and again", "files": []},
-        [{"role": "user", "content": [{"type": "file", "file": file}]}],
-    )
+    in_message = forged_call(app, ("message", "submit"), [{"text": "summarise this", "files": [file]}])
+    in_chat = forged_call(app, ("chatbot", "clear"), [[{"role": "user", "content": [{"type": "file", "file": file}]}]])
     for messages in (in_message, in_chat):
         assert messages[-1]["msg"] == "process_completed" and not messages[-1]["success"]
     assert not upstream.calls and not upstream.files

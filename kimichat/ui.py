@@ -171,8 +171,9 @@ class Page:
             yield update.messages, usage_line(update, lang)
 
     def switch_persona(self, persona_id: str, request: gr.Request) -> tuple:
-        """A new persona starts a new, empty conversation (its greeting and starters show)."""
-        return [], *self.panel(self.service.persona(persona_id), lang_of(request))
+        """A new persona starts a new, empty conversation (its greeting and starters show), saved
+        apart from the one before it, as ChatInterface's New chat does."""
+        return [], None, *self.panel(self.service.persona(persona_id), lang_of(request))
 
     def reopen(self, index: int, saved: list, request: gr.Request) -> tuple:
         """A saved chat comes back with its own persona, read from its replies' tags."""
@@ -284,7 +285,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         demo.load(page.load, None, [setup, picker, card, model_picker, chat.chatbot], **quiet)
         # .input, not .change: reopening a saved chat sets the picker without emptying the chat. Queued:
         # Gradio 6.31 fires a State's .change (chatbot_value's empties the chat) only after queued events.
-        picker.input(page.switch_persona, [picker], [chat.chatbot_value, *look], api_visibility="undocumented")
+        fresh_chat = [chat.chatbot_value, chat.conversation_id]
+        picker.input(page.switch_persona, [picker], [*fresh_chat, *look], api_visibility="undocumented")
         chat.chat_history_dataset.click(
             page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look], **quiet
         )

@@ -137,6 +137,8 @@ class KimiServer:
     first_delay: float = 0.0
     models: list[dict[str, Any]] = field(default_factory=lambda: list(MODELS))
     models_status: int = 200
+    models_calls: int = 0  # GET /v1/models requests seen (the app caches the list)
+    extract_delay: float = 0.0  # seconds before a document's extracted text comes back
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -154,7 +156,7 @@ class KimiServer:
         self.calls.clear()
         self.fail_next.clear()
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
-        self.max_open_streams = 0
+        self.max_open_streams, self.models_calls, self.extract_delay = 0, 0, 0.0
         self.extra_keys.clear()
         self.files.clear()
         self.deleted.clear()
@@ -177,6 +179,7 @@ class KimiServer:
         return given in {f"Bearer {key}" for key in {self.api_key, *self.extra_keys}}
 
     async def _models(self, request: Request) -> JSONResponse:
+        self.models_calls += 1
         if not self._authorized(request):
             return error(401)
         if self.models_status != 200:
@@ -210,6 +213,7 @@ class KimiServer:
         file = self.files.get(request.path_params["file_id"])
         if not self._authorized(request) or file is None:
             return error(404 if file is None else 401)
+        await asyncio.sleep(self.extract_delay)
         text = file["bytes"].decode("utf-8", errors="replace")
         return JSONResponse(
             {"content": text, "file_type": "text/plain", "filename": file["filename"], "title": "", "type": "file"}

@@ -83,6 +83,16 @@ def test_usage_is_captured_and_shown(client, upstream):
     assert "kimi-k2.5" in usage
 
 
+def test_the_conversation_total_adds_up_its_replies(client, upstream):
+    totals = []
+    for text in ("first turn", "second turn"):  # one client: one session, one conversation
+        _, usage = ask(client, text)
+        reply, total = re.search(r"Last reply: (\d+) tokens.*this conversation: (\d+)", usage).groups()
+        totals.append((int(reply), int(total)))
+    (first_reply, first_total), (second_reply, second_total) = totals
+    assert first_total == first_reply and second_total == first_reply + second_reply
+
+
 def test_sampling_parameters_only_for_models_that_accept_them(client, upstream):
     ask(client, "hi", "writing-tutor", "kimi-k2-turbo-preview", 0.35)
     assert upstream.calls[-1].body["temperature"] == 0.35

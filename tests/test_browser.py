@@ -5,6 +5,7 @@ Screenshots land in test-output/ (gitignored); every test fails on a JavaScript 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,6 +185,71 @@ def test_stop_halts_and_the_chat_goes_on_then_retry_and_clear(open_page, upstrea
     expect(page.locator(BOT)).to_have_count(0)
 
 
+def stop_and_check_the_chat_goes_on(page: Page, upstream) -> None:
+    """Press stop now: the upstream request ends, the box comes back, and the next message is answered."""
+    page.locator("#message .stop-button").click()
+    wait_idle(page)
+    send(page, "and now?")  # an unanswered question and the next one go to Kimi as one turn
+    assert wait_for(lambda: any(c.last_user.endswith("and now?") and c.completed for c in upstream.calls), 30)
+    expect(page.locator(BOT).last).to_contain_text("and now?")
+
+
+def test_stop_while_waiting_for_the_first_token_closes_the_upstream(open_page, upstream):
+    page = open_page()
+    upstream.fail_next = ["[[first:20]]"]  # this request only
+    send(page, "slow start")
+    assert wait_for(lambda: upstream.open_streams == 1, 10)  # Kimi has the request, nothing streamed yet
+    stop_and_check_the_chat_goes_on(page, upstream)
+    assert upstream.calls[0].disconnected and not upstream.calls[0].completed
+
+
+def test_stop_while_a_document_is_read_deletes_the_uploaded_file(open_page, upstream, tmp_path):
+    notes = tmp_path / "long.txt"
+    notes.write_text("A document Moonshot takes its time to read.", encoding="utf-8")
+    upstream.extract_delay = 20
+    page = open_page()
+    page.locator("#message input[type=file]").set_input_files(str(notes))
+    expect(page.locator('#message [aria-label="File thumbnail"]')).to_be_visible(timeout=10_000)
+    send(page, "read this")
+    expect(page.locator("#chatbot")).to_contain_text("Reading long.txt", timeout=10_000)
+    assert wait_for(lambda: len(upstream.files) == 1, 10)  # uploaded, now being extracted
+    upstream.extract_delay = 0
+    stop_and_check_the_chat_goes_on(page, upstream)
+    assert wait_for(lambda: set(upstream.deleted) == set(upstream.files), 10), "the uploaded file stayed"
+    assert not any(c.last_user == "read this" for c in upstream.calls)  # nothing was asked of Kimi
+
+
+def test_the_bot_avatar_follows_the_persona_and_new_chat_keeps_the_saved_one(open_page, upstream):
+    page = open_page()
+    chat(page, upstream, "first chat")
+    expect(page.locator("#chatbot img").last).to_have_attribute("src", re.compile(r"researcher\.svg"))
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="Translator (zh ⇄ en)").click()
+    expect(page.locator(BOT)).to_have_count(0)
+    chat(page, upstream, "second chat")
+    expect(page.locator("#chatbot img").last).to_have_attribute("src", re.compile(r"translator\.svg"))
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(USER)).to_have_count(0)
+    expect(page.locator("#chatbot")).to_contain_text(PERSONAS.by_id["translator"].greeting.en)
+    chat(page, upstream, "third chat")
+    saved = page.locator(SAVED)
+    for text in ("first chat", "second chat", "third chat"):  # a new chat never overwrites the one before
+        expect(saved).to_contain_text(text)
+
+
+def test_the_temperature_slider_shows_only_for_models_that_take_one(open_page, upstream):
+    page = open_page()
+    page.locator("#settings").get_by_text("Settings").first.click()
+    slider = page.locator("#temperature")
+    expect(slider).to_be_hidden()  # the persona's kimi-k2.5 fixes its sampling
+    page.locator("#model-picker input").click()
+    page.get_by_role("option", name="kimi-k2-turbo-preview").click()
+    expect(slider).to_be_visible()
+    page.locator("#model-picker input").click()
+    page.get_by_role("option", name="kimi-k2.5", exact=True).click()
+    expect(slider).to_be_hidden()
+
+
 @pytest.mark.parametrize(
     ("locale", "label", "persona_label"), [("zh-CN", "角色", "实验室老猫"), ("en-US", "Persona", "Lab Cat")]
 )
@@ -239,10 +305,15 @@ def test_export_downloads_markdown(open_page, upstream, tmp_path):
 
 def test_prices_stay_text_and_formulas_render(open_page, upstream):
     page = open_page()
-    chat(page, upstream, "Polish: the method costs $5 and $10, and the area is $$\\int_0^1 x^2\\,dx$$")
+    chat(
+        page,
+        upstream,
+        "Polish: the method costs $5 and $10, the area is $$\\int_0^1 x^2\\,dx$$, "
+        "inline \\(a^2\\) and shown \\[b^2\\] too",
+    )
     bot = page.locator(BOT).last
     expect(bot).to_contain_text("$5 and $10")
-    expect(bot.locator(".katex").first).to_be_visible()
+    expect(bot.locator(".katex")).to_have_count(3)  # $$..$$, \(..\) and \[..\]; no single-$ formula
     page.wait_for_timeout(500)
     page.screenshot(path=OUT / "desktop.png")
 

@@ -119,6 +119,17 @@ async def test_catalog_reads_models_and_falls_back(settings, upstream):
     assert "kimi-k2.5" in [m.id for m in await broken.models()]  # the built-in table
 
 
+async def test_the_model_list_is_fetched_once_and_reused(settings, upstream):
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    for _ in range(3):
+        await catalog.models()
+    assert upstream.models_calls == 1
+    expired = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=0, timeout=5)
+    await expired.models()
+    await expired.models()
+    assert upstream.models_calls == 3  # a ttl of 0 fetches every time: the count above is the cache's doing
+
+
 def test_model_capabilities_from_ids():
     assert ModelInfo("kimi-k2.5").fixed_sampling and ModelInfo("kimi-k2.5").thinking_switch
     assert ModelInfo("kimi-k3").fixed_sampling and not ModelInfo("kimi-k3").thinking_switch

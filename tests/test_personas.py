@@ -84,3 +84,18 @@ def test_each_mistake_names_file_line_and_field(tmp_path, text, expected):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(PersonaFileError, match=r"nope\.yaml: cannot read"):
         load_personas(tmp_path / "nope.yaml")
+
+
+def test_hidden_personas_are_not_offered_but_still_answer_by_id(tmp_path):
+    from kimichat.ui import persona_choices
+
+    path = tmp_path / "personas.yaml"
+    path.write_text(
+        "personas:\n"
+        "  - {id: shown, name: Shown, description: d, system_prompt: p}\n"
+        "  - {id: secret, name: Secret, description: d, system_prompt: p, hidden: true}\n",
+        encoding="utf-8",
+    )
+    personas = load_personas(path)
+    assert [value for _, value in persona_choices(personas, "en")] == ["shown"]
+    assert personas.by_id["secret"].hidden and personas.first.id == "shown"

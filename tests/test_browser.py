@@ -119,10 +119,11 @@ def test_reply_grows_while_streaming_then_completes(open_page, upstream):
 
 
 def test_the_message_shows_at_once_while_the_reply_is_awaited(open_page, upstream):
-    upstream.first_delay = 3.0  # Kimi (or the queue) is slow to start
+    upstream.fail_next = ["[[first:6]]"]  # Kimi (or the queue) is slow to start this reply
     page = open_page()
     send(page, "are you there")
-    expect(page.locator(USER)).to_contain_text("are you there", timeout=1500)
+    expect(page.locator(USER)).to_contain_text("are you there")
+    assert upstream.calls and not upstream.calls[-1].completed  # on screen before any of the reply came
     expect(page.locator("#message textarea")).to_have_value("")
     expect(page.locator("#message .stop-button")).to_be_visible()
     assert wait_for(lambda: any(c.last_user == "are you there" and c.completed for c in upstream.calls), 15)

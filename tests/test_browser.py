@@ -123,7 +123,8 @@ def test_the_message_shows_at_once_while_the_reply_is_awaited(open_page, upstrea
     page = open_page()
     send(page, "are you there")
     expect(page.locator(USER)).to_contain_text("are you there")
-    assert upstream.calls and not upstream.calls[-1].completed  # on screen before any of the reply came
+    assert not any(c.completed for c in upstream.calls)  # on screen before any of the reply came
+    expect(page.locator(BOT)).to_have_count(0)
     expect(page.locator("#message textarea")).to_have_value("")
     expect(page.locator("#message .stop-button")).to_be_visible()
     assert wait_for(lambda: any(c.last_user == "are you there" and c.completed for c in upstream.calls), 15)

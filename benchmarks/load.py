@@ -35,8 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from kimi_server import free_port  # noqa: E402
 
-from kimichat.chat_box import SEND_JS, for_page, user_messages  # noqa: E402
-
 KEY = "sk-test-bench"
 REPLY_START = "Echo"  # tests/kimi_server.py's first token
 
@@ -81,42 +79,47 @@ def wait_http(url: str, timeout: float = 120) -> None:
 @dataclass
 class Plan:
     """What a browser sends, read from the app's config: the page-load events, and the events
-    one message sets off (the textbox's submit and every ``.then``/``.success`` after it, plus
-    the change events of browser-side values they update). ``--path api`` sends /chat instead."""
+    one message sets off (the textbox's submit, then every ``.then``/``.success`` of each step
+    as it ends, plus the change events of browser-side values they update): the followers of
+    a step go at once, as the page sends them. ``--path api`` sends /chat instead."""
 
     values: dict[int, Any]  # each component's value as the page starts
     states: set[int]  # server-side State: the browser sends null for these
-    saved: set[int]  # BrowserState: values kept in the browser's storage
     deps: dict[int, dict[str, Any]]
     load: list[int]
-    message: list[int]
+    root: int  # the message's first step
+    followers: dict[int, list[int]]  # step -> the steps that start when it ends
     changes: dict[int, list[int]]  # component -> events its change sets off (browser-side values only)
+    text_only: bool  # the message box is a plain Textbox (a string), not a MultimodalTextbox
 
     @classmethod
     def read(cls, base: str, path: str) -> Plan:
         config = httpx.get(base + "config", timeout=10).json()
         deps = {d["id"]: d for d in config["dependencies"]}
-        values, states, saved = {}, set(), set()
+        values, states = {}, set()
         for c in config["components"]:
             props = c.get("props", {})
             values[c["id"]] = props.get("default_value") if c["type"] == "browserstate" else props.get("value")
             if c["type"] == "state":
                 states.add(c["id"])
-            if c["type"] == "browserstate":
-                saved.add(c["id"])
         load = [d["id"] for d in deps.values() if any(t[1] == "load" for t in d["targets"])]
+        followers: dict[int, list[int]] = {}
+        for d in deps.values():
+            if d.get("trigger_after") is not None:
+                followers.setdefault(d["trigger_after"], []).append(d["id"])
         changes: dict[int, list[int]] = {}
         for d in deps.values():
             for target, event in d["targets"]:
                 if event == "change" and target is not None and target not in states:
                     changes.setdefault(target, []).append(d["id"])
         if path == "api":
-            message = [next(d["id"] for d in deps.values() if d.get("api_name") == "chat")]
+            root = next(d["id"] for d in deps.values() if d.get("api_name") == "chat")
+            followers = {}
         else:
-            message = [next(d["id"] for d in deps.values() if any(t[1] == "submit" for t in d["targets"]))]
-            for fn in message:  # grows as it goes: each step's followers join the end
-                message += sorted(d["id"] for d in deps.values() if d.get("trigger_after") == fn)
-        return cls(values, states, saved, deps, load, message, changes)
+            root = next(d["id"] for d in deps.values() if any(t[1] == "submit" for t in d["targets"]))
+        types = {c["id"]: c["type"] for c in config["components"]}
+        text_only = types[deps[root]["inputs"][0]] == "textbox"
+        return cls(values, states, deps, load, root, followers, changes, text_only)
 
 
 class Visitor:
@@ -142,14 +145,14 @@ class Visitor:
             result.error = f"{type(exc).__name__} while loading the page: {exc}"[:160]
         return result
 
-    async def send(self, text: str, textbox: int) -> Result:
+    async def send(self, text: str) -> Result:
         """Type ``text`` and press Enter: every step of the message, timed from the first."""
         result = Result()
-        self.values[textbox] = {"text": text, "files": []}
+        textbox = self.plan.deps[self.plan.root]["inputs"][0]
+        self.values[textbox] = text if self.plan.text_only else {"text": text, "files": []}
         start = time.perf_counter()
         try:
-            for fn in self.plan.message:
-                await self._step(fn, result, start)
+            await self._step(self.plan.root, result, start)
             result.ready = time.perf_counter() - start
         except (httpx.HTTPError, ValueError, RuntimeError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"[:160]
@@ -183,7 +186,7 @@ class Visitor:
             "session_hash": self.session,
         }
         if not dep.get("backend_fn", True):  # runs in the browser and costs the server nothing
-            outputs = self._in_browser(dep, body["data"])
+            outputs = [self.values.get(i) for i in dep["outputs"]]
         elif dep.get("queue", True) is False:
             response = await self.client.post(self.base + "gradio_api/run/predict", json=body)
             response.raise_for_status()
@@ -199,22 +202,8 @@ class Visitor:
             if self.values.get(component) != value:
                 changed.append(component)
             self.values[component] = value
-        for component in changed:
-            for follower in self.plan.changes.get(component, []):
-                await self._step(follower, result, start)
-
-    def _in_browser(self, dep: dict[str, Any], inputs: list[Any]) -> list[Any]:
-        """What the app's browser-side steps do, as far as later requests see it: sending moves
-        the message out of the box; a step that writes saved chats puts the current chat (its
-        first input) first among them."""
-        if dep.get("js") == SEND_JS:  # the message moves to `pending` and shows in the chat
-            shown = for_page(user_messages(inputs[0]))
-            return [inputs[0], {"text": "", "files": []}, time.time() * 1000, [*(inputs[1] or []), *shown]]
-        outputs = [self.values.get(i) for i in dep["outputs"]]
-        for k, component in enumerate(dep["outputs"]):
-            if component in self.plan.saved:
-                outputs[k] = [inputs[0], *(self.values.get(component) or [])]
-        return outputs
+        after = [*self.plan.followers.get(fn, []), *(f for c in changed for f in self.plan.changes.get(c, []))]
+        await asyncio.gather(*(self._step(follower, result, start) for follower in after))
 
     async def _queued(self, body: dict[str, Any], result: Result, start: float) -> list[Any]:
         join = await self.client.post(self.base + "gradio_api/queue/join", json=body)
@@ -357,8 +346,9 @@ def start_app(
     extra_env: dict[str, str],
     core: int | None = 0,
     log: Any = subprocess.DEVNULL,
+    app: str = "app.py",
 ) -> subprocess.Popen:
-    """``python app.py`` against the stand-in, pinned to ``core`` (None: not pinned)."""
+    """``python app.py`` (or another ``app`` file) against the stand-in, pinned to ``core`` (None: not pinned)."""
     env = {
         **os.environ,
         "MOONSHOT_API_KEY": KEY,
@@ -373,7 +363,7 @@ def start_app(
         "QUEUE_MAX_SIZE": str(args.users * 2 + 10),
         **extra_env,
     }
-    cmd = [sys.executable, str(ROOT / "app.py")]
+    cmd = [sys.executable, str(ROOT / app)]
     proc = subprocess.Popen(
         cmd if core is None else ["taskset", "-c", str(core), *cmd],
         env=env,
@@ -396,13 +386,12 @@ async def main_async(args: argparse.Namespace) -> None:
         if not base:
             app_port = free_port()
             extra = dict(item.split("=", 1) for item in args.env)
-            procs.append(start_app(app_port, upstream_port, args, extra, core=0 if args.pin else None))
+            procs.append(start_app(app_port, upstream_port, args, extra, core=0 if args.pin else None, app=args.app))
             app_proc = psutil.Process(procs[-1].pid)
             base = f"http://127.0.0.1:{app_port}/"
         elif args.pid:
             app_proc = psutil.Process(args.pid)
         plan = Plan.read(base, args.path)
-        textbox = plan.deps[plan.message[0]]["inputs"][0]
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: reusing one
         # the server is closing fails with a ReadError (browsers retry those; httpx does not).
         limits = httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=2.0)
@@ -422,7 +411,7 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             warm = Visitor(clients[-1], base, plan)  # imports, the first model list
             await warm.open_page()
-            await warm.send("warm up", textbox)
+            await warm.send("warm up")
             warm.close()
             print(
                 f"{args.users} users at once ({args.path} path); upstream {args.first:.1f} s to the first token, "
@@ -432,7 +421,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 page = None
             else:  # every tab is open first, as when people type into a page they have loaded
                 page = await drive(args.users, lambda i: visitors[i].open_page(), app_proc)
-            app_run = await drive(args.users, lambda i: visitors[i].send(f"user {i} hello", textbox), app_proc)
+            app_run = await drive(args.users, lambda i: visitors[i].send(f"user {i} hello"), app_proc)
         finally:
             for visitor in visitors:
                 visitor.close()
@@ -478,6 +467,9 @@ def main() -> None:
     parser.add_argument("--url", help="load an app that is already running (with its own upstream)")
     parser.add_argument("--upstream-port", type=int, help="use a Kimi stand-in already on this port")
     parser.add_argument("--pid", type=int, help="with --url: the app's process, for its CPU time and memory")
+    parser.add_argument(
+        "--app", default="app.py", help="the app file to start (benchmarks/stock_chatinterface.py: the reference)"
+    )
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra app setting")
     parser.add_argument(
         "--addresses", type=int, default=1, help="spread users over N source addresses 127.0.K.1 (for ip_hash)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from openai import AsyncOpenAI
 from .attachments import Attachments, kind_of
 from .conversation import (
     TOKENS_PREFIX,
+    VisitorMessage,
     build_messages,
     conversation_tokens,
     current_segment,
@@ -186,25 +187,21 @@ class ChatService:
         temperature: float | None = None,
         lang: Lang = "en",
         visitor: Visitor | None = None,
-        stopped: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[Update]:
         """Stream the reply to ``message`` (text, or Gradio's {"text", "files"}) as chat updates.
 
-        Every refusal and failure becomes a note in the chat; nothing raises. Once ``stopped()``
-        says so (asked before the reply began, or between two pieces of it), the reply ends
-        there, as a finished one, and the upstream stream is closed.
+        Every refusal and failure becomes a note in the chat; nothing raises. A stop (Gradio
+        cancels the task) closes the upstream stream wherever the reply is: waiting for a slot,
+        reading a document, streaming.
         """
-        if stopped():
-            return
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
-        text, files = split_message(message)
-        segment = [*current_segment(history, persona.id), _user_message(text, files)]
+        said = VisitorMessage.parse(message)
+        segment = [*current_segment(history, persona.id), said.as_history()]
         conversation = turns(segment)
         spent = conversation_tokens(segment)
-        refusal = await self._refusal(
-            sum(turn.role == "user" for turn in conversation) - 1, spent, text or " ".join(files), visitor, lang
-        )
+        earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
+        refusal = await self._refusal(earlier_turns, spent, said.text or " ".join(said.files), visitor, lang)
         if refusal:
             yield Update([note(refusal, lang)])
             return
@@ -237,7 +234,7 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot():
                 messages = build_messages(persona, conversation, lang, ready)
-                async for update in self._answer(client, persona, model, messages, temperature, reply, stopped):
+                async for update in self._answer(client, persona, model, messages, temperature, reply):
                     if update.usage is not None:
                         update.conversation_tokens = spent + update.usage.total_tokens
                     yield update
@@ -266,16 +263,52 @@ class ChatService:
         messages: list[dict[str, Any]],
         temperature: float | None,
         reply: _Reply,
-        stopped: Callable[[], bool],
     ) -> AsyncIterator[Update]:
-        """Try until text flows, never after (no text is shown twice); run search rounds."""
+        """The reply's requests: one, or more when Kimi asks to search the web (each search
+        round is a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
+        lang = reply.lang
+        usage: Usage | None = None
+        searches, search_step = 0, None
+        while True:
+            done = _Round()
+            async for update in self._request(client, persona, model, messages, temperature, reply, done):
+                if search_step is not None and reply.text:  # the search ran in this request; text flows
+                    reply.step(t("searched", lang, n=searches), search_step, done=True)
+                yield update
+            usage = _add(usage, done.usage)
+            if done.failed:
+                yield Update(reply.messages(), model=model.id)
+                return
+            if done.calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
+                searches += 1
+                search_step = reply.step(t("searching", lang), search_step)
+                yield Update(reply.messages())
+                messages = [*messages, *_tool_round(done.calls)]
+                continue
+            if search_step is not None:
+                reply.step(t("searched", lang, n=searches), search_step, done=True)
+            reply.tokens = usage.total_tokens if usage else 0
+            yield Update(reply.messages(), usage=usage, model=model.id)
+            return
+
+    async def _request(
+        self,
+        client: AsyncOpenAI,
+        persona: Persona,
+        model: ModelInfo,
+        messages: list[dict[str, Any]],
+        temperature: float | None,
+        reply: _Reply,
+        done: _Round,
+    ) -> AsyncIterator[Update]:
+        """One request, tried again while no text has been shown (never after: no text is shown
+        twice), once with the history trimmed harder if Kimi finds it too long. A failure ends as a
+        note in the reply and ``done.failed``."""
         lang = reply.lang
         max_tokens = min(persona.max_tokens or self.settings.max_reply_tokens, model.context_length // 4)
         budget = model.context_length - max_tokens
         head = 1 + 2 * len(persona.few_shot)
-        attempt, trimmed_harder, searches = 0, False, 0
-        usage: Usage | None = None
-        search_step: int | None = None
+        attempt, trimmed_harder = 0, False
         while True:
             request = ChatRequest(
                 model=model,
@@ -286,47 +319,30 @@ class ChatService:
                 thinking=persona.thinking,
                 web_search=persona.web_search,
             )
-            calls: dict[int, dict[str, Any]] = {}
+            done.calls.clear()
             try:
-                async for update in self._stream(client, request, reply, calls, stopped):
-                    usage = _add(usage, update.usage)
-                    if search_step is not None and reply.text:  # the search ran in this request; text flows
-                        reply.step(t("searched", lang, n=searches), search_step, done=True)
+                async for update in self._stream(client, request, reply, done.calls):
                     if update.usage is None:
                         yield update
+                    else:
+                        done.usage = update.usage
+                return
             except Exception as exc:  # every failure becomes a sentence, never a traceback
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
-            else:
-                if stopped():
-                    reply.end_thinking()
-                    yield Update(reply.messages(), model=model.id)
-                    return
-                if calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
-                    searches += 1
-                    search_step = reply.step(t("searching", lang), search_step)
-                    yield Update(reply.messages())
-                    messages = [*messages, *_tool_round(calls)]
-                    continue
-                if search_step is not None:
-                    reply.step(t("searched", lang, n=searches), search_step, done=True)
-                reply.tokens = usage.total_tokens if usage else 0
-                yield Update(reply.messages(), usage=usage, model=model.id)
-                return
             reply.end_thinking()
-            if reply.started:
-                reply.notes.append(t("cut_off", lang))
-            elif failure.kind == "context_too_long" and not trimmed_harder:
+            if not reply.started and failure.kind == "context_too_long" and not trimmed_harder:
                 budget, trimmed_harder = budget // 2, True
                 continue
-            elif (delay := failure.retry_delay(attempt)) is not None and attempt < self.settings.max_retries:
+            delay = failure.retry_delay(attempt)
+            if not reply.started and delay is not None and attempt < self.settings.max_retries:
                 attempt += 1
                 yield Update([*reply.messages(), note(t("retrying", lang), lang)])
                 await asyncio.sleep(delay)
                 continue
-            else:
-                reply.notes.append(failure.message(lang, self.settings.settings_url))
-            yield Update(reply.messages(), model=model.id)
+            told = t("cut_off", lang) if reply.started else failure.message(lang, self.settings.settings_url)
+            reply.notes.append(told)
+            done.failed = True
             return
 
     async def _stream(
@@ -335,12 +351,10 @@ class ChatService:
         request: ChatRequest,
         reply: _Reply,
         calls: dict[int, dict[str, Any]],
-        stopped: Callable[[], bool],
     ) -> AsyncIterator[Update]:
         """One request: Kimi's events folded into the reply, shown at most N times a second.
 
-        Tool-call fragments are gathered into ``calls``; the last update carries the usage
-        (none if the reply was stopped: leaving the loop closes the stream unfinished).
+        Tool-call fragments are gathered into ``calls``; the last update carries the usage.
         """
         usage: Usage | None = None
         pace = Pace(1.0 / self.settings.updates_per_second)
@@ -366,8 +380,6 @@ class ChatService:
                     if event.reason in ("length", "content_filter"):
                         reply.notes.append(t("length" if event.reason == "length" else "filtered", reply.lang))
                     break
-                if stopped():
-                    return
                 if pace.due(time.monotonic()):
                     yield Update(reply.messages())
         reply.end_thinking()
@@ -375,6 +387,15 @@ class ChatService:
 
 
 MAX_SEARCH_ROUNDS = 5
+
+
+@dataclass
+class _Round:
+    """What one request of a reply left: the tool calls Kimi asked for, its usage, whether it failed."""
+
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    usage: Usage | None = None
+    failed: bool = False
 
 
 @dataclass
@@ -416,18 +437,3 @@ def _add(total: Usage | None, more: Usage | None) -> Usage | None:
     if total is None:
         return more
     return Usage(*(a + b for a, b in zip(astuple(total), astuple(more), strict=True)))
-
-
-def split_message(message: str | Mapping[str, Any]) -> tuple[str, list[str]]:
-    """Gradio's multimodal {"text", "files"} (or a plain string) as text and file paths."""
-    if isinstance(message, str):
-        return message, []
-    files = [f.get("path") if isinstance(f, Mapping) else f for f in message.get("files") or []]
-    return str(message.get("text") or ""), [str(f) for f in files if f]
-
-
-def _user_message(text: str, files: list[str]) -> Message:
-    blocks: list[dict[str, Any]] = [{"type": "file", "file": {"path": p}} for p in files]
-    if text:
-        blocks.append({"type": "text", "text": text})
-    return {"role": "user", "content": blocks}

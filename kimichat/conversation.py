@@ -31,6 +31,30 @@ class Turn:
     files: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class VisitorMessage:
+    """What a visitor sends: text and the paths of the files with it. The one shape of a new
+    message, however it arrives: Gradio's multimodal ``{"text", "files"}`` (the page, /chat;
+    files as paths or FileData dicts) or a plain string (an old API script)."""
+
+    text: str
+    files: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: str | Mapping[str, Any] | None) -> VisitorMessage:
+        if value is None or isinstance(value, str):
+            return cls(value or "")
+        files = (f.get("path") if isinstance(f, Mapping) else f for f in value.get("files") or [])
+        return cls(str(value.get("text") or ""), tuple(str(f) for f in files if f))
+
+    def as_history(self) -> dict[str, Any]:
+        """This message as a history entry, files first, as the chat shows them."""
+        blocks: list[dict[str, Any]] = [{"type": "file", "file": {"path": p}} for p in self.files]
+        if self.text:
+            blocks.append({"type": "text", "text": self.text})
+        return {"role": "user", "content": blocks}
+
+
 def persona_tag(persona_id: str) -> dict[str, str]:
     """The metadata that marks a reply as written by ``persona_id`` (not shown)."""
     return {"id": TAG_PREFIX + persona_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kimi_server import KimiServer
 from rig import KEY, ROOT, RunningApp, launch_app
 
+from kimichat.attachments import Attachments
+from kimichat.chat import ChatService, Update
+from kimichat.guard import Guard
+from kimichat.kimi import make_client
+from kimichat.models import ModelCatalog
+from kimichat.personas import load_personas
+from kimichat.settings import Settings
+
 __all__ = ["KEY", "ROOT", "RunningApp", "launch_app"]
+
+PERSONAS = load_personas(ROOT / "personas.yaml")  # the shipped persona file, read once
+PNG = base64.b64decode(  # a 1x1 transparent PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 NO_RATE_LIMITS = {"RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_HOUR": "0"}  # every test client is 127.0.0.1
 
 
@@ -30,6 +44,27 @@ def upstream(kimi: KimiServer) -> KimiServer:
     """The local Kimi server, cleared for this test."""
     kimi.reset()
     return kimi
+
+
+def make_service(base_url: str, **overrides) -> ChatService:
+    """The chat service as the app builds it, against ``base_url``, without rate limits unless asked."""
+    values = {"api_key": KEY, "base_url": base_url, "rate_limit_per_minute": 0, "rate_limit_per_hour": 0}
+    settings = Settings(**{**values, **overrides})
+    client = make_client(settings) if settings.has_key else None
+    catalog = ModelCatalog(client, settings.default_model, 600, 5)
+    return ChatService(settings, PERSONAS, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
+
+
+@pytest.fixture
+def service(upstream: KimiServer) -> ChatService:
+    return make_service(upstream.base_url)
+
+
+async def run(
+    service: ChatService, message, history=(), persona="assistant", model=None, lang="en", visitor=None
+) -> list[Update]:
+    """Every update of one reply, straight from the service."""
+    return [u async for u in service.reply(message, list(history), persona, model, None, lang, visitor)]
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@ tests/space_mode.py, which runs in a bare Space venv (so no pytest here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,11 +35,15 @@ class RunningApp:
         return Client(self.url, verbose=False, headers=headers or None, analytics_enabled=False)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        """End the app and whatever it started (`gradio app.py` runs the app in a child process)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def launch_app(
@@ -58,7 +64,12 @@ def launch_app(
     log_path = log_dir / f"app-{port}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [python, *(args or ["app.py"])], cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT
+            [python, *(args or ["app.py"])],
+            cwd=cwd,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends its children too
         )
     app = RunningApp(f"http://127.0.0.1:{port}/", proc, log_path)
     deadline = time.monotonic() + 120

@@ -6,19 +6,9 @@ import base64
 import json
 
 import pytest
-from conftest import answer_of, notes_of
-from test_faults import make_service, run
+from conftest import PNG, answer_of, make_service, notes_of, run
 
 from kimichat.conversation import persona_tag
-
-PNG = base64.b64decode(  # a 1x1 transparent PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-)
-
-
-@pytest.fixture
-def service(upstream):
-    return make_service(upstream.base_url)
 
 
 @pytest.fixture

@@ -8,11 +8,7 @@ from datetime import date
 
 import httpx
 import pytest
-from conftest import KEY, ROOT, answer_of, ask, ask_async, launch_app, notes_of, wait_for
-
-from kimichat.personas import load_personas
-
-PERSONAS = load_personas(ROOT / "personas.yaml")
+from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, notes_of, wait_for
 
 
 def test_reply_streams_in_several_updates(client, upstream):

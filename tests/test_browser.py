@@ -11,13 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, wait_for
+from conftest import PERSONAS, PNG, ROOT, wait_for
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from kimichat.personas import load_personas
-
 OUT = ROOT / "test-output"
-PERSONAS = load_personas(ROOT / "personas.yaml")
 CHROMIUM = "/usr/bin/chromium"
 BOT = '#chatbot [data-testid="bot"]'
 USER = '#chatbot [data-testid="user"]'
@@ -337,8 +334,6 @@ def test_upload_a_document_and_ask_about_it(open_page, upstream, tmp_path):
 
 
 def test_send_an_image_to_a_vision_persona(open_page, upstream, tmp_path):
-    from test_abilities import PNG
-
     figure = tmp_path / "figure.png"
     figure.write_bytes(PNG)
     page = open_page()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
+from conftest import PERSONAS
 
 from kimichat.conversation import (
     Attachment,
@@ -14,9 +14,6 @@ from kimichat.conversation import (
     text_of,
     turns,
 )
-from kimichat.personas import load_personas
-
-PERSONAS = load_personas(ROOT / "personas.yaml")
 
 
 def user(text):

@@ -9,39 +9,11 @@ import asyncio
 import logging
 
 import pytest
-from conftest import KEY, ROOT, answer_of, notes_of
+from conftest import KEY, answer_of, make_service, notes_of, run
 from kimi_server import free_port
 
-from kimichat.attachments import Attachments
-from kimichat.chat import ChatService, Update, Visitor
+from kimichat.chat import Update, Visitor
 from kimichat.conversation import persona_tag
-from kimichat.guard import Guard
-from kimichat.kimi import make_client
-from kimichat.models import ModelCatalog
-from kimichat.personas import load_personas
-from kimichat.settings import Settings
-
-PERSONAS = load_personas(ROOT / "personas.yaml")
-
-
-def make_service(base_url: str, **overrides) -> ChatService:
-    values = {"api_key": KEY, "base_url": base_url, "rate_limit_per_minute": 0, "rate_limit_per_hour": 0}
-    settings = Settings(**{**values, **overrides})
-    client = make_client(settings) if settings.has_key else None
-    catalog = ModelCatalog(client, settings.default_model, 600, 5)
-    return ChatService(settings, PERSONAS, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
-
-
-async def run(
-    service: ChatService, message: str, history=(), persona="assistant", model=None, lang="en", visitor=None
-) -> list[Update]:
-    return [u async for u in service.reply(message, list(history), persona, model, None, lang, visitor)]
-
-
-@pytest.fixture
-def service(upstream):
-    return make_service(upstream.base_url)
-
 
 # -- upstream faults before the first token -------------------------------------------------
 
@@ -264,22 +236,54 @@ async def _eventually(predicate, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-# -- the visitor stops a reply ---------------------------------------------------------------
+# -- the visitor stops a reply (Gradio cancels the reply's task) -------------------------------
 
 
-async def test_a_stopped_reply_ends_as_finished_and_closes_the_upstream(service, upstream):
+async def _reply_until(service, message, started, persona="assistant") -> tuple[asyncio.Task, list[Update]]:
+    """Run a reply in a task of its own, as Gradio runs it, until ``started(its updates so far)``."""
+    updates: list[Update] = []
+
+    async def consume() -> None:
+        async for update in service.reply(message, [], persona):
+            updates.append(update)
+
+    task = asyncio.create_task(consume())
+    assert await _eventually(lambda: started(updates)), "the reply never got there"
+    return task, updates
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_stop_mid_reply_closes_the_upstream_and_keeps_what_came(service, upstream):
     upstream.tokens, upstream.token_delay = 200, 0.02
-    updates, asked = [], []
-    async for update in service.reply("stop me", [], "assistant", stopped=lambda: bool(asked)):
-        updates.append(update)
-        if "t5" in answer_of(update.messages):
-            asked.append(True)
-    assert await _eventually(lambda: upstream.calls[-1].disconnected, 5)  # the loop runs on: it closes the socket
-    kept = answer_of(updates[-1].messages)
-    assert "t5" in kept and "t199" not in kept and not notes_of(updates[-1].messages)  # no error, no "cut off"
-    assert updates[-1].usage is None
+    task, updates = await _reply_until(service, "stop me", lambda got: got and "t5" in answer_of(got[-1].messages))
+    await _cancel(task)
+    assert await _eventually(lambda: upstream.calls[-1].disconnected, 5)
+    assert "t199" not in answer_of(updates[-1].messages)
 
 
-async def test_a_reply_stopped_while_it_waited_never_starts(service, upstream):
-    assert [u async for u in service.reply("never", [], "assistant", stopped=lambda: True)] == []
+async def test_a_stop_while_waiting_for_an_upstream_slot_sends_nothing(upstream):
+    upstream.tokens, upstream.token_delay = 100, 0.02
+    service = make_service(upstream.base_url, upstream_concurrency=1)
+    holder, _ = await _reply_until(service, "holds the slot", lambda _: upstream.open_streams == 1)
+    told_to_wait = lambda got: any("slot frees up" in notes_of(u.messages) for u in got)  # noqa: E731
+    waiting, _ = await _reply_until(service, "waits", told_to_wait)
+    await _cancel(waiting)
+    await holder
+    assert [c.last_user for c in upstream.calls] == ["holds the slot"]  # the stopped one never went
+
+
+async def test_a_stop_while_a_document_is_read_deletes_the_uploaded_file(service, upstream, tmp_path):
+    paper = tmp_path / "paper.md"
+    paper.write_text("# A long read", encoding="utf-8")
+    upstream.extract_delay = 30
+    task, _ = await _reply_until(
+        service, {"text": "read", "files": [str(paper)]}, lambda _: len(upstream.files) == 1, persona="researcher"
+    )
+    await _cancel(task)
+    assert upstream.deleted == list(upstream.files)  # the file does not stay on the owner's account
     assert not upstream.calls

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import sys
 from typing import Any
 
@@ -13,13 +14,28 @@ from .personas import PersonaFileError, load_personas
 from .settings import Settings, SettingsError
 from .ui import build, launch_options
 
-__all__ = ["create_app"]
+__all__ = ["RedactKeys", "create_app"]
+
+KEY_SHAPED = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9._~+/=-]{4,}")
+
+
+class RedactKeys(logging.Filter):
+    """Masks anything shaped like a key before a line is written: no log line may carry one,
+    whatever a visitor, Kimi or a library put in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if KEY_SHAPED.search(message):
+            record.msg, record.args = KEY_SHAPED.sub(lambda m: m[1] + "***", message), ()
+        return True
 
 
 def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     """The app built from the environment, and its ``launch`` keywords; exit with a readable
     message if it cannot be built."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactKeys())
     for noisy in ("httpx", "httpx2"):  # one line per HTTP request (Gradio's, the SDK's) is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -174,6 +174,16 @@ class ChatService:
     guard: Guard
     attachments: Attachments
 
+    @classmethod
+    def from_settings(cls, settings: Settings, personas: PersonaFile) -> ChatService:
+        """The service as the app runs it: one Kimi client (when the Space has a key), the model
+        list it can use (within ``ALLOWED_MODELS``), the gates, the document cache."""
+        client = make_client(settings) if settings.has_key else None
+        catalog = ModelCatalog(
+            client, settings.default_model, settings.models_cache_seconds, settings.models_timeout, settings.allowed
+        )
+        return cls(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
+
     def persona(self, persona_id: str | None) -> Persona:
         """The persona by id; an unknown id (an old API script) gets the default one."""
         return self.personas.by_id.get(persona_id or "", self.personas.first)

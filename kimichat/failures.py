@@ -23,6 +23,7 @@ from .kimi import ConnectionLost, StreamBroken, StreamTimeout
 log = logging.getLogger("kimichat.failures")
 
 RETRYABLE = {"busy", "server_error", "connection"}
+ERROR_TYPE = re.compile(r"[a-z_]{1,48}")
 MAX_TOLD_WAIT = 10.0  # seconds; a longer "try again after" is passed on to the visitor instead
 
 
@@ -56,7 +57,7 @@ class Failure:
             return t(self.kind, lang, where=where)
         if self.kind in {"content_filter", "context_too_long", "model_not_found", "timeout", "stream_broken"}:
             return t(self.kind, lang)
-        return t("upstream_failed", lang, reason=self.detail or self.kind)
+        return t("upstream_failed", lang, reason=self.kind)  # the app's own word, never upstream text
 
 
 def _told_wait(message: str) -> float | None:
@@ -90,7 +91,10 @@ def classify(exc: BaseException) -> Failure:
             kind = "server_error"
         else:
             kind = "bad_request"
-        return Failure(kind, status, kind_of_error or f"HTTP {status}", _told_wait(text))
+        # Moonshot's error types are short snake_case words; anything else (an upstream that echoes
+        # a header, say) is not repeated anywhere: the log gets the status alone.
+        detail = kind_of_error if ERROR_TYPE.fullmatch(kind_of_error) else f"HTTP {status}"
+        return Failure(kind, status, detail, _told_wait(text))
     if isinstance(exc, ConnectionLost):  # worth another try while nothing is shown
         return Failure("connection", detail="connection error")
     if isinstance(exc, (FirstTokenTimeout, StreamTimeout)):

@@ -33,19 +33,19 @@ class Refusal:
     values: Mapping[str, object]
 
 
-def visitor_ids(
-    headers: Mapping[str, str], client_host: str | None, session: str | None, trust_proxy: bool
-) -> list[str]:
+def visitor_ids(headers: Mapping[str, str], client_host: str | None, session: str | None, hops: int) -> list[str]:
     """Who is asking: their address and their Gradio session, each limited on its own.
 
-    Behind the Spaces proxy ``client_host`` is the proxy, so the first address of
-    ``x-forwarded-for`` is the visitor; elsewhere that header is whatever the client
-    says, so it is trusted only when the owner runs behind a proxy (or on a Space).
+    Behind ``hops`` trusted proxies ``client_host`` is the nearest proxy, and each proxy
+    appends the address it saw to ``x-forwarded-for``: the visitor's address is the entry
+    ``hops`` from the end. Everything to its left is whatever the visitor wrote, so it is
+    never read (a visitor rotating a made-up first entry stays one visitor). With no
+    trusted proxy (``hops == 0``) the header is ignored.
     """
     address = client_host or "unknown"
-    forwarded = headers.get("x-forwarded-for", "")
-    if trust_proxy and forwarded.strip():
-        address = forwarded.split(",")[0].strip()
+    forwarded = [entry.strip() for entry in headers.get("x-forwarded-for", "").split(",") if entry.strip()]
+    if hops > 0 and forwarded:
+        address = forwarded[max(0, len(forwarded) - hops)]
     ids = [f"ip:{address}"]
     if session:
         ids.append(f"session:{session}")

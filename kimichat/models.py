@@ -79,12 +79,20 @@ def _from_listing(item: object) -> ModelInfo:
 class ModelCatalog:
     """The models offered to this key, fetched at most once per ``ttl`` seconds."""
 
-    def __init__(self, client: AsyncOpenAI | None, default_model: str, ttl: float, timeout: float):
+    def __init__(
+        self,
+        client: AsyncOpenAI | None,
+        default_model: str,
+        ttl: float,
+        timeout: float,
+        allowed: frozenset[str] = frozenset(),
+    ):
         self._client = client
         self._default = default_model
         self._ttl = ttl
         self._timeout = timeout
-        self._models: tuple[ModelInfo, ...] = FALLBACK_MODELS
+        self._allowed = allowed  # the owner's ALLOWED_MODELS; empty: every listed model
+        self._models: tuple[ModelInfo, ...] = self._offered(FALLBACK_MODELS)
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
@@ -106,8 +114,16 @@ class ModelCatalog:
             self._expires = time.monotonic() + min(self._ttl, 60.0)
             return
         if listed:
-            self._models = tuple(sorted(listed, key=lambda m: m.id))
+            self._models = self._offered(tuple(sorted(listed, key=lambda m: m.id)))
         self._expires = time.monotonic() + self._ttl
+
+    def _offered(self, models: tuple[ModelInfo, ...]) -> tuple[ModelInfo, ...]:
+        """The models visitors may use: those of the owner's list that ``models`` has (the owner's
+        ids as given when it has none of them), or all of ``models`` when there is no list."""
+        if not self._allowed:
+            return models
+        offered = tuple(m for m in models if m.id in self._allowed)
+        return offered or tuple(ModelInfo(model_id) for model_id in sorted(self._allowed))
 
     @property
     def cached_models(self) -> tuple[ModelInfo, ...]:
@@ -125,7 +141,7 @@ class ModelCatalog:
         for candidate in (wanted, self._default):
             if candidate and candidate in by_id:
                 if wanted and candidate != wanted:
-                    log.warning("model %s is not offered; falling back to %s", wanted, candidate)
+                    log.warning("model %r is not offered; falling back to %s", wanted[:64], candidate)
                 return by_id[candidate]
-        log.warning("neither %s nor %s is offered; using %s", wanted, self._default, models[0].id)
+        log.warning("neither %r nor %s is offered; using %s", (wanted or "")[:64], self._default, models[0].id)
         return models[0]

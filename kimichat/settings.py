@@ -50,8 +50,10 @@ class Settings:
     rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})
     rate_limit_storage_url: str = field(default="memory://", metadata={"env": "RATE_LIMIT_STORAGE_URL"})
     trust_forwarded_for: bool | None = field(default=None, metadata={"env": "TRUST_FORWARDED_FOR", "kind": bool})
+    forwarded_hops: int = field(default=1, metadata={"env": "FORWARDED_HOPS"})
     upstream_concurrency: int = field(default=50, metadata={"env": "UPSTREAM_CONCURRENCY"})
     allow_visitor_keys: bool = field(default=True, metadata={"env": "ALLOW_VISITOR_KEYS"})
+    allowed_models: str = field(default="", metadata={"env": "ALLOWED_MODELS"})
     models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS"})
     models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT"})
     chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY"})
@@ -79,9 +81,16 @@ class Settings:
         return settings
 
     @property
-    def behind_proxy(self) -> bool:
-        """Trust ``x-forwarded-for``: on a Space by default, elsewhere when told to."""
-        return self.trust_forwarded_for if self.trust_forwarded_for is not None else bool(self.space_id)
+    def proxy_hops(self) -> int:
+        """How many trusted proxies append to ``x-forwarded-for`` (0: trust none). On a Space by
+        default, elsewhere when told to; ``FORWARDED_HOPS`` of them (the Spaces proxy: one)."""
+        trusted = self.trust_forwarded_for if self.trust_forwarded_for is not None else bool(self.space_id)
+        return max(0, self.forwarded_hops) if trusted else 0
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The model ids visitors may use (``ALLOWED_MODELS``, comma-separated); empty: any listed."""
+        return frozenset(m.strip() for m in self.allowed_models.split(",") if m.strip())
 
     @property
     def has_key(self) -> bool:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from .attachments import ACCEPTED, Attachments
+from .attachments import ACCEPTED
 from .chat import ChatService, Update, Visitor
 from .conversation import conversation_persona
-from .guard import Guard, visitor_ids
+from .guard import visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
-from .kimi import make_client
+from .middleware import ClosedRoutes
 from .models import ModelCatalog
 from .personas import Persona, PersonaFile
 from .settings import Settings
@@ -148,7 +149,7 @@ class Page:
     def visitor(self, request: gr.Request, own_key: str) -> Visitor:
         host = request.client.host if request.client else None
         return Visitor(
-            visitor_ids(request.headers, host, request.session_hash, self.settings.behind_proxy),
+            visitor_ids(request.headers, host, request.session_hash, self.settings.proxy_hops),
             (own_key or "").strip() if self.settings.allow_visitor_keys else "",
         )
 
@@ -202,10 +203,8 @@ class Page:
 
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options(settings))``."""
-    client = make_client(settings) if settings.has_key else None
-    catalog = ModelCatalog(client, settings.default_model, settings.models_cache_seconds, settings.models_timeout)
-    service = ChatService(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
-    page = Page(settings, personas, service, catalog)
+    service = ChatService.from_settings(settings, personas)
+    page = Page(settings, personas, service, service.catalog)
     first = personas.first
 
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
@@ -317,4 +316,6 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # Gradio's run history can record public calls with their inputs (for /chat, a visitor's
         # own key) in the browser or a Hub bucket; the chat needs none of it.
         "run_history": False,
+        "max_file_size": f"{settings.max_file_mb:g}mb",  # Gradio refuses a larger upload before storing it
+        "app_kwargs": {"middleware": [Middleware(ClosedRoutes)]},
     }

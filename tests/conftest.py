@@ -15,11 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kimi_server import KimiServer
 from rig import KEY, ROOT, RunningApp, launch_app
 
-from kimichat.attachments import Attachments
 from kimichat.chat import ChatService, Update
-from kimichat.guard import Guard
-from kimichat.kimi import make_client
-from kimichat.models import ModelCatalog
 from kimichat.personas import load_personas
 from kimichat.settings import Settings
 
@@ -49,10 +45,7 @@ def upstream(kimi: KimiServer) -> KimiServer:
 def make_service(base_url: str, **overrides) -> ChatService:
     """The chat service as the app builds it, against ``base_url``, without rate limits unless asked."""
     values = {"api_key": KEY, "base_url": base_url, "rate_limit_per_minute": 0, "rate_limit_per_hour": 0}
-    settings = Settings(**{**values, **overrides})
-    client = make_client(settings) if settings.has_key else None
-    catalog = ModelCatalog(client, settings.default_model, 600, 5)
-    return ChatService(settings, PERSONAS, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
+    return ChatService.from_settings(Settings(**{**values, **overrides}), PERSONAS)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Moonshot's error bodies. Faults are chosen per request by directives in the last
 message, so concurrent tests do not step on each other:
 
     [[status:429]] [[status:429:rate_limit_reached_error]]   fail with that status/type
+    [[status:400:echo_auth]]   fail with an error type that echoes the Authorization header
     [[think]]            stream reasoning_content before the answer
     [[tokens:N]]         answer with N filler tokens after the echo
     [[delay:S]]          S seconds between tokens; [[first:S]] before the first one
@@ -237,6 +238,8 @@ class KimiServer:
             directives.update(parse_directives(self.fail_next.pop(0)))
         if "status" in directives:
             status, _, kind = directives["status"].partition(":")
+            if kind == "echo_auth":  # an upstream (or a proxy before it) that echoes the caller's header
+                kind = f"bad_key {call.authorization}"
             return error(int(status), kind or None)
         if body.get("model") not in {m["id"] for m in self.models}:
             return error(404)

@@ -34,7 +34,8 @@ def limited_app(kimi, tmp_path_factory):
 
 
 def test_per_visitor_rate_limit_by_forwarded_address(limited_app, upstream):
-    alice = [limited_app.client(**{"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}) for _ in range(2)]
+    """Behind one trusted proxy, which appends the address it saw to X-Forwarded-For."""
+    alice = [limited_app.client(**{"X-Forwarded-For": "203.0.113.7"}) for _ in range(2)]
     for i in range(3):
         assert answer_of(chat(alice[i % 2], f"alice {i}")[0]).startswith("Echo")
     refused = chat(alice[1], "alice 3")[0]  # a new session does not reset the address's count
@@ -42,6 +43,17 @@ def test_per_visitor_rate_limit_by_forwarded_address(limited_app, upstream):
     assert [c.last_user for c in upstream.calls] == ["alice 0", "alice 1", "alice 2"]
     bob = limited_app.client(**{"X-Forwarded-For": "198.51.100.4"})
     assert answer_of(chat(bob, "bob 0")[0]).startswith("Echo")
+
+
+def test_a_made_up_forwarded_for_entry_does_not_make_a_new_visitor(limited_app, upstream):
+    """One real address rotating the entry it writes itself (the proxy appends the real one after it),
+    a new session each time: the limit of 3 a minute holds."""
+    answered = 0
+    for i in range(8):
+        spoofer = limited_app.client(**{"X-Forwarded-For": f"10.9.{i}.1, 192.0.2.55"})
+        answered += answer_of(chat(spoofer, f"spoof {i}")[0]).startswith("Echo")
+    assert answered == 3
+    assert len([c for c in upstream.calls if c.last_user.startswith("spoof")]) == 3
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +148,42 @@ def test_no_key_anywhere_after_faults(app, upstream):
     for path in ["", "config", "gradio_api/info", "gradio_api/openapi.json"]:
         response = httpx.get(app.url + path)
         assert KEY not in response.text
+
+
+def test_upstream_error_text_is_never_shown_or_logged(app, upstream):
+    """An upstream 400 whose error type echoes the Authorization header, for the owner's key and a
+    visitor's own; and a visitor-written model id shaped like a key, which the app logs."""
+    upstream.extra_keys.add(VISITOR_KEY)
+    for own in ("", VISITOR_KEY):
+        messages, _ = chat(app.client(), "fail [[status:400:echo_auth]]", own_key=own)
+        assert "Kimi could not answer" in notes_of(messages)
+        assert "Bearer" not in str(messages) and "bad_key" not in str(messages)
+    ask(app.client(), "which model?", "assistant", "sk-test-model-shaped-SECRET-0042")
+    assert wait_for(lambda: "which model?" in [c.last_user for c in upstream.calls])
+    log = app.log()
+    assert KEY not in log and VISITOR_KEY not in log and "SECRET-0042" not in log
+    assert "kind=bad_request" in log and "status=400" in log  # the failure is still logged, by kind and status
+
+
+def test_an_upload_over_max_file_mb_is_refused_before_it_is_stored(app, tmp_path):
+    """MAX_FILE_MB (20 by default) bounds /gradio_api/upload itself, not only what reaches Kimi."""
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_bytes(b"x" * 1024)
+    large.write_bytes(b"x" * (21 * 2**20))
+    with httpx.Client(base_url=app.url, timeout=60) as http:
+        for path, allowed in ((small, True), (large, False)):
+            with path.open("rb") as f:
+                response = http.post("gradio_api/upload", files={"files": (path.name, f, "text/plain")})
+            assert (response.status_code == 200) is allowed, (path.name, response.status_code, response.text[:200])
+
+
+def test_deep_links_are_closed(app):
+    """Gradio's deep links would hand a session's values (a visitor's own key among them) to anyone
+    naming its session hash: the app's middleware answers that route with 404."""
+    session = uuid.uuid4().hex[:11]
+    for path in ("gradio_api/deep_link", "gradio_api/deep_link/"):
+        assert httpx.get(app.url + path, params={"session_hash": session}).status_code == 404
+    assert httpx.get(app.url + "config").status_code == 200  # the rest of the app is untouched
 
 
 def test_no_request_can_name_the_upstream(app, upstream):

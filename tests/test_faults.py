@@ -207,6 +207,14 @@ async def test_upstream_cap_queues_politely(upstream):
     assert sum(any("slot frees up" in notes_of(u.messages) for u in r) for r in results) >= 3
 
 
+async def test_only_the_owners_allowed_models_are_offered_or_used(upstream):
+    service = make_service(upstream.base_url, allowed_models="kimi-k2-turbo-preview, moonshot-v1-8k")
+    await run(service, "pick the dear one", model="kimi-k2-thinking")  # listed, but not allowed
+    await run(service, "the persona's own")  # the persona names kimi-k2.5, not allowed either
+    assert {c.body["model"] for c in upstream.calls} <= {"kimi-k2-turbo-preview", "moonshot-v1-8k"}
+    assert [m.id for m in await service.catalog.models()] == ["kimi-k2-turbo-preview", "moonshot-v1-8k"]
+
+
 async def test_visitor_key_is_used_for_that_visitor_only(service, upstream):
     upstream.extra_keys.add("sk-test-visitor-a")
     mine, theirs = await asyncio.gather(

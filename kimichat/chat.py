@@ -27,6 +27,7 @@ from .conversation import (
     build_messages,
     conversation_tokens,
     current_segment,
+    estimate_tokens,
     fit_to_context,
     persona_tag,
     turns,
@@ -316,13 +317,21 @@ class ChatService:
         note in the reply and ``done.failed``."""
         lang = reply.lang
         max_tokens = min(persona.max_tokens or self.settings.max_reply_tokens, model.context_length // 4)
-        budget = model.context_length - max_tokens
+        # Every request is bounded here, by the app's own estimate, whatever history the page sent:
+        # the oldest turns go first, and what cannot go (prompt, shots, the message) is refused.
+        budget = min(model.context_length - max_tokens, self.settings.max_request_tokens)
         head = 1 + 2 * len(persona.few_shot)
         attempt, trimmed_harder = 0, False
         while True:
+            fitted = fit_to_context(messages, head, budget)
+            size = sum(map(estimate_tokens, fitted))
+            if size > budget:
+                reply.notes.append(t("request_too_big", lang, tokens=size, limit=budget))
+                done.failed = True
+                return
             request = ChatRequest(
                 model=model,
-                messages=fit_to_context(messages, head, budget),
+                messages=fitted,
                 max_tokens=max_tokens,
                 temperature=temperature if temperature is not None else persona.temperature,
                 top_p=persona.top_p,

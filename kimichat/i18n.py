@@ -152,6 +152,12 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "Start a new chat to continue.",
         "zh": "本对话已使用 {used} 个 token，本 Space 每个对话的上限为 {limit}。请开始新对话继续。",
     },
+    "request_too_big": {
+        "en": "This is too long to send: about {tokens} tokens with the files and turns it needs, and this "
+        "Space sends at most {limit} in one request. Shorten it, or start a new chat.",
+        "zh": "内容太长，无法发送：连同所需的文件和对话约 {tokens} 个 token，而本 Space 单次请求最多 {limit} 个。"
+        "请缩短，或开始新对话。",
+    },
     "upstream_failed": {
         "en": "Kimi could not answer this time ({reason}). Please try again.",
         "zh": "Kimi 这次没能回答（{reason}），请重试。",

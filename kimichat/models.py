@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from openai import AsyncOpenAI, OpenAIError
+from openai import AsyncOpenAI
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ class ModelInfo:
 
     @property
     def fixed_sampling(self) -> bool:
-        """K2.5 and later reject any temperature/top_p/n but their own."""
-        return self.version is not None and self.version >= (2, 5)
+        """K2.5 and later, and the thinking models, reject any temperature/top_p/n but their own
+        (`/v1/models` does not say so: decided here by family)."""
+        return "thinking" in self.id or (self.version is not None and self.version >= (2, 5))
 
     @property
     def thinking_switch(self) -> bool:
@@ -109,7 +110,7 @@ class ModelCatalog:
         try:
             page = await client.with_options(timeout=self._timeout, max_retries=0).models.list()
             listed = tuple(_from_listing(item) for item in page.data if getattr(item, "id", None))
-        except (OpenAIError, asyncio.TimeoutError) as exc:
+        except Exception as exc:  # unreachable, refused, or an unreadable body (HTML, no `data`): never fatal
             log.warning("model list unavailable (%s); using the built-in table", type(exc).__name__)
             self._expires = time.monotonic() + min(self._ttl, 60.0)
             return

@@ -43,6 +43,7 @@ class Settings:
     idle_timeout: float = field(default=60.0, metadata={"env": "KIMI_IDLE_TIMEOUT"})
     first_token_timeout: float = field(default=90.0, metadata={"env": "KIMI_FIRST_TOKEN_TIMEOUT"})
     max_message_chars: int = field(default=20000, metadata={"env": "MAX_MESSAGE_CHARS"})
+    max_request_tokens: int = field(default=32768, metadata={"env": "MAX_REQUEST_TOKENS"})
     max_turns: int = field(default=100, metadata={"env": "MAX_TURNS"})
     max_file_mb: float = field(default=20.0, metadata={"env": "MAX_FILE_MB"})
     conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET"})

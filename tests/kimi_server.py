@@ -18,7 +18,8 @@ message, so concurrent tests do not step on each other:
     [[empty]]            send chunks with an empty choices list along the way
     [[hang]]             send headers, then nothing
 
-It also serves Moonshot's files API (upload, extracted content, delete), refuses images
+Models of fixed sampling (K2.5 and later, the thinking models) refuse any temperature or top_p
+with 400, as Moonshot does. It also serves Moonshot's files API (upload, extracted content, delete), refuses images
 for models that cannot see (400), and answers a request that offers ``$web_search`` with
 a streamed tool call first, then, once the tool message comes back, with the answer.
 
@@ -42,7 +43,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ERROR_TYPES = {
@@ -139,6 +140,7 @@ class KimiServer:
     models: list[dict[str, Any]] = field(default_factory=lambda: list(MODELS))
     models_status: int = 200
     models_calls: int = 0  # GET /v1/models requests seen (the app caches the list)
+    models_body: str | None = None  # a raw body for /v1/models, status 200 (a broken gateway's page, say)
     extract_delay: float = 0.0  # seconds before a document's extracted text comes back
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
@@ -157,7 +159,7 @@ class KimiServer:
         self.calls.clear()
         self.fail_next.clear()
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
-        self.max_open_streams, self.models_calls, self.extract_delay = 0, 0, 0.0
+        self.max_open_streams, self.models_calls, self.extract_delay, self.models_body = 0, 0, 0.0, None
         self.extra_keys.clear()
         self.files.clear()
         self.deleted.clear()
@@ -185,6 +187,9 @@ class KimiServer:
             return error(401)
         if self.models_status != 200:
             return error(self.models_status)
+        if self.models_body is not None:
+            kind = "application/json" if self.models_body.startswith("{") else "text/html"
+            return Response(self.models_body, media_type=kind)
         return JSONResponse(
             {"object": "list", "data": [{"object": "model", "owned_by": "moonshot", **m} for m in self.models]}
         )
@@ -246,6 +251,9 @@ class KimiServer:
         if not body.get("stream"):
             return error(400, message="this test server only streams")
         model_info = next(m for m in self.models if m["id"] == body["model"])
+        fixed = "thinking" in body["model"] or re.match(r"kimi-k(2\.[5-9]|[3-9])", body["model"])
+        if fixed and ("temperature" in body or "top_p" in body):  # Moonshot's fixed-sampling families
+            return error(400, message="invalid temperature: only 1 is allowed for this model")
         context = model_info["context_length"]
         if not model_info["supports_image_in"] and any(
             isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])

@@ -10,6 +10,9 @@ import httpx
 import pytest
 from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, notes_of, wait_for
 
+from kimichat.chat import ChatService
+from kimichat.settings import Settings
+
 
 def test_reply_streams_in_several_updates(client, upstream):
     upstream.token_delay = 0.08
@@ -87,6 +90,18 @@ def test_the_conversation_total_adds_up_its_replies(client, upstream):
         totals.append((int(reply), int(total)))
     (first_reply, first_total), (second_reply, second_total) = totals
     assert first_total == first_reply and second_total == first_reply + second_reply
+
+
+def test_a_thinking_model_gets_no_temperature_and_shows_no_slider(client, upstream):
+    from kimichat.ui import Page
+
+    messages, _ = ask(client, "think it over", "writing-tutor", "kimi-k2-thinking", 0.7)
+    assert answer_of(messages).startswith("Echo: thin")
+    assert "temperature" not in upstream.calls[-1].body
+    service = ChatService.from_settings(Settings(), PERSONAS)  # no key: its model list is the built-in one
+    page = Page(service.settings, PERSONAS, service, service.catalog)
+    assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-thinking")["visible"] is False
+    assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-turbo-preview")["visible"] is True
 
 
 def test_sampling_parameters_only_for_models_that_accept_them(client, upstream):

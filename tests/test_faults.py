@@ -6,6 +6,7 @@ Every case goes over real HTTP to tests/kimi_server.py; nothing in the SDK is fa
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -164,6 +165,25 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_context(service, upstr
     kept = [int(m["content"].split()[1]) for m in messages[1:-1] if m["role"] == "user"]
     assert kept and kept == list(range(12 - len(kept), 12))  # the newest turns, in order
     assert upstream.calls[-1].completed
+
+
+async def test_every_request_is_bounded_whatever_history_the_page_sends(upstream):
+    """The page writes the history it sends: a 300,000-character old turn is dropped to fit
+    MAX_REQUEST_TOKENS, and one the new message merges with (an unanswered question) is refused
+    before anything is sent."""
+    service = make_service(upstream.base_url, max_request_tokens=2000)
+    huge = "x" * 300_000
+    answered = [
+        {"role": "user", "content": huge},
+        {"role": "assistant", "content": "ok", "metadata": persona_tag("assistant")},
+    ]
+    updates = await run(service, "hi", history=answered)
+    assert answer_of(updates[-1].messages).startswith("Echo: hi")
+    assert len(json.dumps(upstream.calls[-1].body)) < 10_000  # the old turn went, not the message
+    calls = len(upstream.calls)
+    updates = await run(service, "hi", history=[{"role": "user", "content": huge}])  # merges into one turn
+    assert len(upstream.calls) == calls
+    assert "too long to send" in notes_of(updates[-1].messages)
 
 
 async def test_context_refusal_trims_harder_and_retries_once(service, upstream):

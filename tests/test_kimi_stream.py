@@ -119,6 +119,15 @@ async def test_catalog_reads_models_and_falls_back(settings, upstream):
     assert "kimi-k2.5" in [m.id for m in await broken.models()]  # the built-in table
 
 
+@pytest.mark.parametrize("body", ["<html><body>502 Bad Gateway</body></html>", '{"object": "list"}'])
+async def test_an_unreadable_model_list_falls_back_to_the_built_in_table(settings, upstream, body):
+    upstream.models_body = body
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    assert (await catalog.resolve("kimi-k2-thinking")).id == "kimi-k2-thinking"  # from the built-in table
+    upstream.models_body = None
+    assert upstream.models_calls == 1  # and it is asked again later, not at once
+
+
 async def test_the_model_list_is_fetched_once_and_reused(settings, upstream):
     catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
     for _ in range(3):

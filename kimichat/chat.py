@@ -241,9 +241,9 @@ class ChatService:
                 return
             if documents:
                 reply.step(t("read", lang, names=names), reading, done=True)
-            if self.guard.upstream_full:
+            if self.guard.upstream_full(own_key=own_client is not None):
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
-            async with self.guard.upstream_slot():
+            async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
                 async for update in self._answer(client, persona, model, messages, temperature, reply):
                     if update.usage is not None:
@@ -254,8 +254,10 @@ class ChatService:
                 await own_client.close()
 
     async def _refusal(self, earlier_turns: int, spent: int, text: str, visitor: Visitor, lang: Lang) -> str:
-        """Why this message will not be sent, in the visitor's words; "" if it will."""
-        refusal = self.guard.check_input(text, earlier_turns)
+        """Why this message will not be sent, in the visitor's words; "" if it will. Every
+        message counts against the visitor's rate limit first, refused or not: refusals are
+        requests too, and a flood of them must run out like any other."""
+        refusal = await self.guard.check_rate(visitor.ids) or self.guard.check_input(text, earlier_turns)
         if refusal:
             return t(refusal.key, lang, **refusal.values)
         if self.client is None and not visitor.api_key:
@@ -263,8 +265,7 @@ class ChatService:
         budget = self.settings.conversation_token_budget
         if budget and spent >= budget:
             return t("budget", lang, used=spent, limit=budget)
-        refusal = await self.guard.check_rate(visitor.ids)
-        return t(refusal.key, lang, **refusal.values) if refusal else ""
+        return ""
 
     async def _answer(
         self,

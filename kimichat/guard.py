@@ -74,7 +74,9 @@ class Guard:
             )
             if amount > 0
         ]
-        self._upstream = asyncio.Semaphore(settings.upstream_concurrency)
+        # Replies on the owner's key, and replies on visitors' own keys: apart, so visitors bringing
+        # their own key never hold a slot that the owner's account (and its tier's limit) pays for.
+        self._upstream = {own: asyncio.Semaphore(settings.upstream_concurrency) for own in (False, True)}
 
     def check_input(self, message: str, user_turns: int) -> Refusal | None:
         """Empty, too long, or one turn too many: said before anything is spent."""
@@ -100,12 +102,12 @@ class Guard:
                 await self._limiter.hit(item, "chat", visitor)
         return None
 
-    @property
-    def upstream_full(self) -> bool:
-        return self._upstream.locked()
+    def upstream_full(self, own_key: bool = False) -> bool:
+        return self._upstream[own_key].locked()
 
     @asynccontextmanager
-    async def upstream_slot(self) -> AsyncIterator[None]:
-        """Hold one of the simultaneous upstream streams for the length of a reply."""
-        async with self._upstream:
+    async def upstream_slot(self, own_key: bool = False) -> AsyncIterator[None]:
+        """Hold one of the simultaneous upstream streams for the length of a reply: the owner's
+        slots, or those of replies on a visitor's own key."""
+        async with self._upstream[own_key]:
             yield

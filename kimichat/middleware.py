@@ -1,8 +1,8 @@
 """The app's own ASGI middleware, passed to Gradio's FastAPI app through ``launch(app_kwargs=...)``.
 
-Pure ASGI: it looks at each request's path once and then steps aside, so streamed replies
-pay nothing per update. It answers the routes this app does not serve, which Gradio has no
-setting to turn off.
+Pure ASGI: it looks at each request's path and headers once and then steps aside, so streamed
+replies pay nothing per update. It answers what Gradio has no setting for: routes this app does
+not serve, and request bodies too large to be a chat's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,32 @@ ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 CLOSED = ("/gradio_api/deep_link",)
 
 
+async def _answer(send: Callable, status: int, text: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": text})
+
+
+class BodyLimit:
+    """413 before reading a body over ``limit`` bytes, 411 for a body of unsaid length; uploads
+    pass (Gradio bounds them with ``max_file_size``). A refused message then costs the server
+    nothing of its size (six refused 20 MiB messages had raised the app's memory by 160 MB)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        with_body = scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH")
+        if with_body and not scope["path"].rstrip("/").endswith("/upload"):
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if not length.isdigit():
+                await _answer(send, 411, b"Length Required")
+                return
+            if int(length) > self.limit:
+                await _answer(send, 413, b"Request Entity Too Large")
+                return
+        await self.app(scope, receive, send)
+
+
 class ClosedRoutes:
     """404 for ``CLOSED`` paths (under any root path), everything else passes through untouched."""
 
@@ -26,7 +52,6 @@ class ClosedRoutes:
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith(CLOSED):
-            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
-            await send({"type": "http.response.body", "body": b"Not Found"})
+            await _answer(send, 404, b"Not Found")
             return
         await self.app(scope, receive, send)

@@ -46,6 +46,7 @@ class Settings:
     max_request_tokens: int = field(default=32768, metadata={"env": "MAX_REQUEST_TOKENS"})
     max_turns: int = field(default=100, metadata={"env": "MAX_TURNS"})
     max_file_mb: float = field(default=20.0, metadata={"env": "MAX_FILE_MB"})
+    max_body_mb: float = field(default=8.0, metadata={"env": "MAX_BODY_MB"})
     conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET"})
     rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
     rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})

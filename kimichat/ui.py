@@ -22,7 +22,7 @@ from .chat import ChatService, Update, Visitor
 from .conversation import conversation_persona
 from .guard import visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
-from .middleware import ClosedRoutes
+from .middleware import BodyLimit, ClosedRoutes
 from .models import ModelCatalog
 from .personas import Persona, PersonaFile
 from .settings import Settings
@@ -317,5 +317,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # own key) in the browser or a Hub bucket; the chat needs none of it.
         "run_history": False,
         "max_file_size": f"{settings.max_file_mb:g}mb",  # Gradio refuses a larger upload before storing it
-        "app_kwargs": {"middleware": [Middleware(ClosedRoutes)]},
+        "app_kwargs": {
+            "middleware": [Middleware(ClosedRoutes), Middleware(BodyLimit, limit=int(settings.max_body_mb * 2**20))]
+        },
     }

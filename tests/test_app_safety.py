@@ -177,6 +177,16 @@ def test_an_upload_over_max_file_mb_is_refused_before_it_is_stored(app, tmp_path
             assert (response.status_code == 200) is allowed, (path.name, response.status_code, response.text[:200])
 
 
+def test_an_oversized_request_body_is_refused_before_it_is_read(app):
+    """MAX_BODY_MB (8 by default) bounds every request but uploads: a page's step or API call
+    carrying a huge message or history gets 413 without the app reading it."""
+    huge = {"data": [{"text": "x" * (9 * 2**20), "files": []}], "fn_index": 0, "session_hash": "s"}
+    with httpx.Client(base_url=app.url, timeout=60) as http:
+        for path in ("gradio_api/queue/join", "gradio_api/run/predict"):
+            assert http.post(path, json=huge).status_code == 413
+        assert http.get("config").status_code == 200
+
+
 def test_deep_links_are_closed(app):
     """Gradio's deep links would hand a session's values (a visitor's own key among them) to anyone
     naming its session hash: the app's middleware answers that route with 404."""

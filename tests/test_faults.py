@@ -202,6 +202,17 @@ async def test_message_length_and_turn_limits(upstream):
     assert upstream.calls == []
 
 
+async def test_refused_messages_count_against_the_rate_limit(upstream):
+    service = make_service(upstream.base_url, rate_limit_per_minute=3, max_message_chars=10)
+    visitor = Visitor(["ip:198.51.100.9"])
+    for _ in range(3):
+        refused = await run(service, "x" * 50, visitor=visitor)
+        assert "Please shorten it" in notes_of(refused[-1].messages)
+    updates = await run(service, "hi", visitor=visitor)
+    assert "faster than this Space allows" in notes_of(updates[-1].messages)
+    assert not upstream.calls
+
+
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t "])
 async def test_blank_messages_are_not_sent(service, upstream, blank):
     assert "Type a message" in notes_of((await run(service, blank))[-1].messages)
@@ -245,6 +256,19 @@ async def test_visitor_key_is_used_for_that_visitor_only(service, upstream):
     assert by_message == {"from a": "Bearer sk-test-visitor-a", "from b": f"Bearer {KEY}"}
     assert "sk-test-visitor-a" not in repr(Visitor(["ip:a"], "sk-test-visitor-a"))
     assert all("sk-test-visitor" not in str(u) for u in mine + theirs)
+
+
+async def test_a_visitor_on_their_own_key_takes_none_of_the_owners_slots(upstream):
+    upstream.extra_keys.add("sk-test-visitor-c")
+    service = make_service(upstream.base_url, upstream_concurrency=1)
+    holder, _ = await _reply_until(
+        service, "owner's slot [[tokens:100]] [[delay:0.05]]", lambda _: upstream.open_streams == 1
+    )
+    updates = await run(service, "on my own key", visitor=Visitor(["ip:c"], "sk-test-visitor-c"))
+    assert answer_of(updates[-1].messages).startswith("Echo: on my")
+    assert not any("slot frees up" in notes_of(u.messages) for u in updates)  # it never waited
+    assert not holder.done()  # answered while the owner's only slot was still held
+    await holder
 
 
 async def test_visitor_key_works_when_the_space_has_none(upstream):

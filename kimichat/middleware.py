@@ -44,6 +44,34 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+# Replies are Markdown written by Kimi, which a prompt injection can steer: an image or a form
+# naming another host would leak the conversation from the visitor's browser without a click.
+# Only images and form targets are held to this app (and data/blob images); Gradio's page needs
+# its inline scripts and styles, so nothing else is restricted.
+PAGE_POLICY = b"img-src 'self' data: blob:; form-action 'self'"
+
+
+class PagePolicy:
+    """Adds ``PAGE_POLICY`` as the Content-Security-Policy of HTML responses (the page itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or "/gradio_api/" in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    message = {**message, "headers": [*headers, (b"content-security-policy", PAGE_POLICY)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
 class ClosedRoutes:
     """404 for ``CLOSED`` paths (under any root path), everything else passes through untouched."""
 

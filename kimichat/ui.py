@@ -22,7 +22,7 @@ from .chat import ChatService, Update, Visitor
 from .conversation import conversation_persona
 from .guard import visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
-from .middleware import BodyLimit, ClosedRoutes
+from .middleware import BodyLimit, ClosedRoutes, PagePolicy
 from .models import ModelCatalog
 from .personas import Persona, PersonaFile
 from .settings import Settings
@@ -318,6 +318,10 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "run_history": False,
         "max_file_size": f"{settings.max_file_mb:g}mb",  # Gradio refuses a larger upload before storing it
         "app_kwargs": {
-            "middleware": [Middleware(ClosedRoutes), Middleware(BodyLimit, limit=int(settings.max_body_mb * 2**20))]
+            "middleware": [
+                Middleware(ClosedRoutes),
+                Middleware(BodyLimit, limit=int(settings.max_body_mb * 2**20)),
+                Middleware(PagePolicy),
+            ]
         },
     }

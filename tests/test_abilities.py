@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -125,6 +126,18 @@ async def test_the_search_round_cap_ends_in_an_answer_and_says_so(service, upstr
     final = updates[-1].messages
     assert answer_of(final).startswith("Echo: dig ")
     assert "cut short after 5 rounds" in notes_of(final)
+    assert updates[-1].usage is not None
+
+
+@pytest.mark.parametrize("persona", ["web-scout", "assistant"])
+async def test_tool_calls_nobody_offered_are_never_followed(service, upstream, persona):
+    """An upstream asking to search on every request, tool offered or not: the reply still ends,
+    after the capped rounds for a search persona and at once for one without search."""
+    from kimichat.chat import MAX_SEARCH_ROUNDS
+
+    updates = await asyncio.wait_for(run(service, "loop [[alwaystool]]", persona=persona), 20)
+    rounds = MAX_SEARCH_ROUNDS + 1 if persona == "web-scout" else 1
+    assert len(upstream.calls) == rounds
     assert updates[-1].usage is not None
 
 

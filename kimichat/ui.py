@@ -23,7 +23,6 @@ from .conversation import conversation_persona
 from .guard import visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .middleware import BodyLimit, ClosedRoutes, PagePolicy
-from .models import ModelCatalog
 from .personas import Persona, PersonaFile
 from .settings import Settings
 
@@ -111,9 +110,13 @@ def write_avatars(personas: PersonaFile) -> dict[str, str]:
 class Page:
     """The page's event handlers, over the one chat service all visitors share."""
 
-    def __init__(self, settings: Settings, personas: PersonaFile, service: ChatService, catalog: ModelCatalog):
-        self.settings, self.personas, self.service, self.catalog = settings, personas, service, catalog
-        self.avatars = write_avatars(personas)
+    def __init__(self, service: ChatService):
+        self.service = service
+        self.settings, self.personas, self.catalog = service.settings, service.personas, service.catalog
+        self.avatars = write_avatars(self.personas)
+        # What the page is built with (the built-in model table, before any list is fetched):
+        # the load event sends the fetched list only where it differs from this.
+        self.built_models = self.model_choices(self.personas.first, "en")
 
     # -- what the page shows for a persona ------------------------------------------------
 
@@ -122,7 +125,7 @@ class Page:
         return [(own, ""), *((m.id, m.id) for m in self.catalog.cached_models)]
 
     def temperature(self, persona: Persona, model_id: str) -> dict[str, Any]:
-        """The slider shows only for models that take a temperature (not K2.5 and later)."""
+        """The slider shows only for models that take a temperature (not K2.5 and later, nor thinking models)."""
         model = self.catalog.cached(model_id or persona.model or self.settings.default_model)
         value = persona.temperature if persona.temperature is not None else model.default_temperature
         return {"visible": not model.fixed_sampling, "value": value}
@@ -196,7 +199,7 @@ class Page:
             setup_panel(self.settings, lang),
             first.id if lang == "en" else gr.update(choices=persona_choices(self.personas, lang), value=first.id),
             persona_card(first, lang),
-            "" if lang == "en" and models == self.model_choices(first, "en") else gr.update(choices=models, value=""),
+            "" if models == self.built_models else gr.update(choices=models, value=""),
             gr.skip() if lang == "en" else gr.update(**self.chatbot_props(first, lang)),
         )
 
@@ -204,7 +207,7 @@ class Page:
 def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options(settings))``."""
     service = ChatService.from_settings(settings, personas)
-    page = Page(settings, personas, service, service.catalog)
+    page = Page(service)
     first = personas.first
 
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
@@ -224,7 +227,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             export = gr.Button(LABELS("export"), size="sm", scale=0, min_width=120, elem_id="export")
         with gr.Accordion(LABELS("settings"), open=False, elem_id="settings"):
             model_picker = gr.Dropdown(
-                choices=page.model_choices(first, "en"),
+                choices=page.built_models,
                 value="",
                 label=LABELS("model"),
                 elem_id="model-picker",

@@ -99,7 +99,7 @@ def test_a_thinking_model_gets_no_temperature_and_shows_no_slider(client, upstre
     assert answer_of(messages).startswith("Echo: thin")
     assert "temperature" not in upstream.calls[-1].body
     service = ChatService.from_settings(Settings(), PERSONAS)  # no key: its model list is the built-in one
-    page = Page(service.settings, PERSONAS, service, service.catalog)
+    page = Page(service)
     assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-thinking")["visible"] is False
     assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-turbo-preview")["visible"] is True
 

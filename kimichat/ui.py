@@ -247,6 +247,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
                 elem_id="visitor-key",
             )
         usage = gr.Markdown(elem_id="usage", render=False)
+        first_starters = starters(first, "en")
         chat = gr.ChatInterface(
             page.respond,
             multimodal=True,
@@ -273,8 +274,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
             additional_outputs=[usage],
             # The first persona's starters make ChatInterface wire its example event; a switch
             # of persona shows the new persona's starters in their place (chatbot_props).
-            examples=[[ex["text"]] for ex in starters(first, "en")] or None,
-            example_labels=[ex["display_text"] for ex in starters(first, "en")] or None,
+            examples=[[ex["text"]] for ex in first_starters] or None,
+            example_labels=[ex["display_text"] for ex in first_starters] or None,
             editable=True,
             save_history=True,
             cache_examples=False,

@@ -251,7 +251,7 @@ async def sdk_chat(client, text: str) -> Result:
     start = time.perf_counter()
     try:
         stream = await client.chat.completions.create(
-            model="kimi-k2.5", stream=True, messages=[{"role": "user", "content": text}]
+            model="kimi-k2.6", stream=True, messages=[{"role": "user", "content": text}]
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content and result.ttft is None:

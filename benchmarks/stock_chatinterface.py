@@ -19,7 +19,7 @@ def text_of(content) -> str:
 async def respond(message: str, history: list[dict]):
     messages = [{"role": m["role"], "content": text_of(m["content"])} for m in history]
     stream = await client.chat.completions.create(
-        model="kimi-k2.5", messages=[*messages, {"role": "user", "content": message}], stream=True
+        model="kimi-k2.6", messages=[*messages, {"role": "user", "content": message}], stream=True
     )
     text = ""
     async for chunk in stream:

@@ -39,6 +39,7 @@ from .kimi import (
     ChatRequest,
     Event,
     Finish,
+    KimiMessage,
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
@@ -220,7 +221,7 @@ class ChatService:
         client = own_client or self.client
         assert client is not None
         try:
-            model = await self.catalog.resolve(model_id or persona.model or self.settings.default_model)
+            model = await self.catalog.resolve(model_id or persona.model)
             all_files = [path for turn in conversation for path in turn.files]
             refusal = self.attachments.refusal(all_files, persona, model, lang)
             if refusal:
@@ -289,7 +290,7 @@ class ChatService:
                 if searches == MAX_SEARCH_ROUNDS:  # the next request asks for the answer, tool not offered
                     reply.notes.append(t("search_cut_short", lang, n=searches))
                 yield Update(reply.messages())
-                messages = [*messages, *_tool_round(done.calls)]
+                messages = [*messages, *done.tool_round()]
                 continue
             if search_step is not None:
                 reply.step(t("searched", lang, n=searches), search_step, done=True)
@@ -304,7 +305,10 @@ class ChatService:
         twice), once with the history trimmed harder if Kimi finds it too long. A failure ends as a
         note in the reply and ``done.failed``."""
         lang, persona, model = reply.lang, reply.persona, target.model
-        max_tokens = min(persona.max_tokens or self.settings.max_reply_tokens, model.context_length // 4)
+        # Moonshot's $web_search wants thinking off where it can be turned off: for the whole loop,
+        # the answering round too (its earlier tool-call turns carry no reasoning to send back).
+        thinking = "off" if persona.web_search and model.thinking_switch else persona.thinking
+        max_tokens = self._reply_budget(model, persona, thinking)
         # Every request is bounded here, by the app's own estimate, whatever history the page sent:
         # the oldest turns go first, and what cannot go (prompt, shots, the message) is refused.
         budget = min(model.context_length - max_tokens, self.settings.max_request_tokens)
@@ -323,16 +327,18 @@ class ChatService:
                 max_tokens=max_tokens,
                 temperature=target.temperature if target.temperature is not None else persona.temperature,
                 top_p=persona.top_p,
-                thinking=persona.thinking,
+                thinking=thinking,
                 web_search=done.search,
             )
             done.calls.clear()
+            said, thought = len(reply.text), len(reply.thinking)
             try:
                 async for update in self._stream(target.client, request, reply, done.calls):
                     if update.usage is None:
                         yield update
                     else:
                         done.usage = update.usage
+                done.content, done.reasoning = reply.text[said:], reply.thinking[thought:]
                 return
             except Exception as exc:  # every failure becomes a sentence, never a traceback
                 failure = classify(exc)
@@ -351,6 +357,15 @@ class ChatService:
             reply.notes.append(told)
             done.failed = True
             return
+
+    def _reply_budget(self, model: ModelInfo, persona: Persona, thinking: str) -> int:
+        """``max_tokens`` for one request: the persona's or the owner's reply budget; for a request
+        that thinks, at least the thinking budget (reasoning counts against it, and Moonshot advises
+        16k or more); never more than a quarter of the model's window."""
+        budget = persona.max_tokens or self.settings.max_reply_tokens
+        if model.thinks(thinking):
+            budget = max(budget, self.settings.thinking_reply_tokens)
+        return min(budget, model.context_length // 4)
 
     async def _stream(
         self,
@@ -389,7 +404,8 @@ class ChatService:
                     break
                 if pace.due(time.monotonic()):
                     yield Update(reply.messages())
-        reply.end_thinking()
+        if not calls:  # a search round's thinking goes on in the next request
+            reply.end_thinking()
         yield Update([], usage=usage or Usage())
 
 
@@ -413,8 +429,30 @@ class _Round:
 
     search: bool = False
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    content: str = ""
+    reasoning: str = ""
     usage: Usage | None = None
     failed: bool = False
+
+    def tool_round(self) -> list[KimiMessage]:
+        """The assistant's turn as it came (its content, its reasoning: models that always think
+        refuse a tool-call turn without it, and the calls unchanged, ``builtin_function`` type
+        included), then each call's arguments echoed back: Moonshot runs ``$web_search`` itself
+        and only needs the loop closed."""
+        ordered = [self.calls[i] for i in sorted(self.calls)]
+        turn: KimiMessage = {"role": "assistant", "content": self.content, "tool_calls": ordered}
+        if self.reasoning:
+            turn["reasoning_content"] = self.reasoning
+        answers: list[KimiMessage] = [
+            {
+                "role": "tool",
+                "tool_call_id": c["id"],
+                "name": c["function"]["name"],
+                "content": c["function"]["arguments"],
+            }
+            for c in ordered
+        ]
+        return [turn, *answers]
 
 
 @dataclass
@@ -436,17 +474,6 @@ class Pace:
         late = now - self.next
         self.next = self.next + self.interval if late < self.interval else now + self.interval
         return True
-
-
-def _tool_round(calls: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The assistant's tool calls, unchanged, then each call's arguments echoed back:
-    Moonshot runs ``$web_search`` itself and only needs the loop closed."""
-    ordered = [calls[i] for i in sorted(calls)]
-    answers = [
-        {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": c["function"]["arguments"]}
-        for c in ordered
-    ]
-    return [{"role": "assistant", "content": "", "tool_calls": ordered}, *answers]
 
 
 def _add(total: Usage | None, more: Usage | None) -> Usage | None:

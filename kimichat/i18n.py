@@ -139,9 +139,9 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "这个角色不看图片。请换一个能看图的角色（实验室老猫或 Kimi）再发送。",
     },
     "blind_model": {
-        "en": "The model {model} cannot see images. Pick a vision model (such as kimi-k2.5) in Settings, "
+        "en": "The model {model} cannot see images. Pick a vision model (such as kimi-k2.6) in Settings, "
         "or another persona, and send the image again.",
-        "zh": "模型 {model} 无法识别图片。请在设置里换一个视觉模型（如 kimi-k2.5）或换个角色后再发送。",
+        "zh": "模型 {model} 无法识别图片。请在设置里换一个视觉模型（如 kimi-k2.6）或换个角色后再发送。",
     },
     "reading": {"en": "📄 Reading {names}…", "zh": "📄 正在阅读 {names}…"},
     "read": {"en": "📄 Read {names}", "zh": "📄 已阅读 {names}"},

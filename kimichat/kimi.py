@@ -96,7 +96,11 @@ class ChatRequest:
     web_search: bool = False
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for ``chat.completions.create``; Moonshot's own fields go in ``extra_body``."""
+        """Keyword arguments for ``chat.completions.create``; Moonshot's own fields go in ``extra_body``.
+
+        The thinking setting reaches each family its own way: K2.5/K2.6 take a ``thinking`` switch,
+        K3 a ``reasoning_effort`` (on: high, off: low; it always thinks), older models nothing.
+        """
         options: dict[str, Any] = {"model": self.model.id, "messages": self.messages, "max_tokens": self.max_tokens}
         if not self.model.fixed_sampling:
             if self.temperature is not None:
@@ -104,9 +108,10 @@ class ChatRequest:
             if self.top_p is not None:
                 options["top_p"] = self.top_p
         extra: dict[str, Any] = {}
-        thinking = "off" if self.web_search else self.thinking  # $web_search does not work with thinking
-        if self.model.thinking_switch and thinking != "auto":
-            extra["thinking"] = {"type": "enabled" if thinking == "on" else "disabled"}
+        if self.model.effort_levels and self.thinking != "auto":
+            options["reasoning_effort"] = "high" if self.thinking == "on" else "low"
+        if self.model.thinking_switch and self.thinking != "auto":
+            extra["thinking"] = {"type": "enabled" if self.thinking == "on" else "disabled"}
         if self.web_search:  # a Moonshot-only tool type, outside OpenAI's typed tools
             extra["tools"] = WEB_SEARCH
         if extra:

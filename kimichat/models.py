@@ -47,33 +47,67 @@ class ModelInfo:
         return self.version is not None and (2, 5) <= self.version < (3, 0)
 
     @property
+    def effort_levels(self) -> bool:
+        """K3 and later always think and take ``reasoning_effort`` (low/high/max) instead of ``thinking``."""
+        return self.version is not None and self.version >= (3, 0)
+
+    @property
+    def always_thinks(self) -> bool:
+        """Models whose thinking cannot be turned off: every tool-call turn they write must go back
+        with its ``reasoning_content``."""
+        return "thinking" in self.id or self.effort_levels
+
+    def thinks(self, thinking: str) -> bool:
+        """Whether a request with this thinking setting (auto/on/off) reasons before it answers
+        (so its reply budget must leave room for the reasoning)."""
+        if self.thinking_switch:
+            return thinking != "off"  # K2.5/K2.6 think unless told not to
+        return self.always_thinks or (self.reasoning and thinking == "on")
+
+    @property
     def default_temperature(self) -> float:
         """Moonshot's recommended temperature for models that take one."""
         if self.id.startswith("moonshot-v1"):
             return 0.3
         return 1.0 if "thinking" in self.id else 0.6
 
+    @property
+    def rank(self) -> tuple[tuple[int, int], int]:
+        """Newer family first, then the larger window: how "best" is judged among listed models."""
+        return self.version or (0, 0), self.context_length
 
-# The fallback: models known to exist late in 2026. Only used when /v1/models fails.
+
+# The fallback, used only while /v1/models cannot be read; it is the list as of 2026-12.
 FALLBACK_MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo("kimi-k2.5", 262144, reasoning=True, vision=True),
+    # Third-party reports, 2026-04: the K2.5 successor, same 256k window, thinking switch and vision.
     ModelInfo("kimi-k2.6", 262144, reasoning=True, vision=True),
+    # Third-party reports, 2026: 1M window, always thinks, reasoning_effort low|high|max.
     ModelInfo("kimi-k3", 1048576, reasoning=True, vision=True),
-    ModelInfo("kimi-k2-turbo-preview", 262144),
-    ModelInfo("kimi-k2-thinking", 262144, reasoning=True),
 )
+# Left out: kimi-k2.5 (reported discontinued 2026-08-31), kimi-k2-turbo-preview and kimi-k2-thinking
+# (reported retired 2026-05), moonshot-v1-* (retired in 2026). A key that still lists them gets them.
+
+
+def known(model_id: str) -> ModelInfo:
+    """What can be said of ``model_id`` without asking Moonshot: the built-in table's entry, else
+    what its id tells (kimi-k2.5 and later families reason and see; "thinking" reasons; "vision" sees)."""
+    entry = next((m for m in FALLBACK_MODELS if m.id == model_id), None)
+    if entry is not None:
+        return entry
+    family = ModelInfo(model_id)
+    modern = family.version is not None and family.version >= (2, 5)
+    return ModelInfo(model_id, reasoning=modern or "thinking" in model_id, vision=modern or "vision" in model_id)
 
 
 def _from_listing(item: object) -> ModelInfo:
     """A ``/v1/models`` entry (Moonshot's extra fields included) as a ``ModelInfo``."""
     extra = getattr(item, "model_extra", None) or {}
-    model_id = str(getattr(item, "id", ""))
-    guess = next((m for m in FALLBACK_MODELS if m.id == model_id), ModelInfo(model_id))
+    guess = known(str(getattr(item, "id", "")))
     return ModelInfo(
-        id=model_id,
+        id=guess.id,
         context_length=int(extra.get("context_length") or guess.context_length),
-        reasoning=bool(extra.get("supports_reasoning", guess.reasoning or "thinking" in model_id)),
-        vision=bool(extra.get("supports_image_in", guess.vision or "vision" in model_id)),
+        reasoning=bool(extra.get("supports_reasoning", guess.reasoning)),
+        vision=bool(extra.get("supports_image_in", guess.vision)),
     )
 
 
@@ -116,6 +150,8 @@ class ModelCatalog:
             return
         if listed:
             self._models = self._offered(tuple(sorted(listed, key=lambda m: m.id)))
+            if self._default not in {m.id for m in self._models}:  # the owner should know, once a refresh
+                log.warning("default model %s is not offered; using %s", self._default, self.pick(None).id)
         self._expires = time.monotonic() + self._ttl
 
     def _offered(self, models: tuple[ModelInfo, ...]) -> tuple[ModelInfo, ...]:
@@ -124,25 +160,30 @@ class ModelCatalog:
         if not self._allowed:
             return models
         offered = tuple(m for m in models if m.id in self._allowed)
-        return offered or tuple(ModelInfo(model_id) for model_id in sorted(self._allowed))
+        return offered or tuple(known(model_id) for model_id in sorted(self._allowed))
 
     @property
     def cached_models(self) -> tuple[ModelInfo, ...]:
         """The list as last fetched, without a network call."""
         return self._models
 
-    def cached(self, model_id: str) -> ModelInfo:
-        """What is known of ``model_id`` without a network call."""
-        return next((m for m in self._models if m.id == model_id), ModelInfo(model_id))
+    def pick(self, wanted: str | None) -> ModelInfo:
+        """The model a request for ``wanted`` gets, from the list as last fetched: ``wanted`` if
+        offered, else the default model, else the best offered model of the default's kind (newest,
+        widest; a retired default gives way to its successor), else the best offered model."""
+        by_id = {m.id: m for m in self._models}
+        if wanted and wanted in by_id:
+            return by_id[wanted]
+        if self._default in by_id:
+            return by_id[self._default]
+        default = known(self._default)
+        same_kind = [m for m in self._models if (m.reasoning, m.vision) == (default.reasoning, default.vision)]
+        return max(same_kind or self._models, key=lambda m: m.rank)
 
     async def resolve(self, wanted: str | None) -> ModelInfo:
-        """``wanted`` if the key can use it, else the default model, else the first one."""
-        models = await self.models()
-        by_id = {m.id: m for m in models}
-        for candidate in (wanted, self._default):
-            if candidate and candidate in by_id:
-                if wanted and candidate != wanted:
-                    log.warning("model %r is not offered; falling back to %s", wanted[:64], candidate)
-                return by_id[candidate]
-        log.warning("neither %r nor %s is offered; using %s", (wanted or "")[:64], self._default, models[0].id)
-        return models[0]
+        """``pick`` over the current list (fetched if stale); a substitution is logged."""
+        await self.models()
+        model = self.pick(wanted)
+        if wanted and model.id != wanted:
+            log.warning("model %r is not offered; using %s", wanted[:64], model.id)
+        return model

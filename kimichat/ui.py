@@ -121,12 +121,12 @@ class Page:
     # -- what the page shows for a persona ------------------------------------------------
 
     def model_choices(self, persona: Persona, lang: Lang) -> list[tuple[str, str]]:
-        own = t("model_default", lang, model=persona.model or self.settings.default_model)
+        own = t("model_default", lang, model=self.catalog.pick(persona.model).id)
         return [(own, ""), *((m.id, m.id) for m in self.catalog.cached_models)]
 
     def temperature(self, persona: Persona, model_id: str) -> dict[str, Any]:
         """The slider shows only for models that take a temperature (not K2.5 and later, nor thinking models)."""
-        model = self.catalog.cached(model_id or persona.model or self.settings.default_model)
+        model = self.catalog.pick(model_id or persona.model)
         value = persona.temperature if persona.temperature is not None else model.default_temperature
         return {"visible": not model.fixed_sampling, "value": value}
 

@@ -21,8 +21,11 @@ message, so concurrent tests do not step on each other:
     [[alwaystool]]       ask to search on every request, offered the tool or not (a misbehaving upstream)
 
 Models of fixed sampling (K2.5 and later, the thinking models) refuse any temperature or top_p
-with 400, as Moonshot does. It also serves Moonshot's files API (upload, extracted content, delete), refuses images
-for models that cannot see (400), and answers a request that offers ``$web_search`` with
+with 400, as Moonshot does; K3 takes ``reasoning_effort`` (low/high/max) and refuses ``thinking``;
+a request that thinks refuses an assistant tool-call turn sent back without its
+``reasoning_content``, and a tool-call round of such a request streams reasoning first. It
+also serves Moonshot's files API (upload, extracted content, delete), refuses images for
+models that cannot see (400), and answers a request that offers ``$web_search`` with
 a streamed tool call first, then, once the tool message comes back, with the answer.
 
 ``fail_next`` queues faults for the next requests whatever they say (for retries).
@@ -58,12 +61,12 @@ ERROR_TYPES = {
 }
 MODELS = [
     {
-        "id": "kimi-k2.5",
+        "id": "kimi-k2.6",
         "context_length": 262144,
         "supports_reasoning": True,
         "supports_image_in": True,
         "supports_video_in": True,
-        "display_name": "Kimi K2.5",
+        "display_name": "Kimi K2.6",
     },
     {
         "id": "kimi-k2-turbo-preview",
@@ -90,6 +93,16 @@ MODELS = [
         "display_name": "Moonshot v1 8k",
     },
 ]
+
+
+K3 = {  # not listed by default: a test that needs it adds it to ``KimiServer.models``
+    "id": "kimi-k3",
+    "context_length": 1048576,
+    "supports_reasoning": True,
+    "supports_image_in": True,
+    "supports_video_in": True,
+    "display_name": "Kimi K3",
+}
 
 
 @dataclass
@@ -160,6 +173,7 @@ class KimiServer:
     def reset(self) -> None:
         self.calls.clear()
         self.fail_next.clear()
+        self.models = list(MODELS)
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
         self.max_open_streams, self.models_calls, self.extract_delay, self.models_body = 0, 0, 0.0, None
         self.extra_keys.clear()
@@ -253,9 +267,9 @@ class KimiServer:
         if not body.get("stream"):
             return error(400, message="this test server only streams")
         model_info = next(m for m in self.models if m["id"] == body["model"])
-        fixed = "thinking" in body["model"] or re.match(r"kimi-k(2\.[5-9]|[3-9])", body["model"])
-        if fixed and ("temperature" in body or "top_p" in body):  # Moonshot's fixed-sampling families
-            return error(400, message="invalid temperature: only 1 is allowed for this model")
+        refused = refuse_parameters(body)
+        if refused:
+            return error(400, message=refused)
         context = model_info["context_length"]
         if not model_info["supports_image_in"] and any(
             isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
@@ -299,6 +313,8 @@ class KimiServer:
             await asyncio.sleep(float(d.get("first", self.first_delay)))
             yield chunk({"role": "assistant", "content": ""})
             if searching:  # ask the client to run $web_search, as Kimi does, in fragments
+                if thinks(call.body):  # a thinking model reasons before it calls the tool
+                    yield chunk({"reasoning_content": "I should search the web."})
                 arguments = json.dumps({"search_result": {"search_id": "s-1"}, "usage": {"total_tokens": 21}})
                 first = {
                     "index": 0,
@@ -381,6 +397,38 @@ def error(status: int, kind: str | None = None, message: str | None = None) -> J
     return JSONResponse(
         {"error": {"type": kind or default_kind, "message": message or default_message}}, status_code=status
     )
+
+
+def thinks(body: dict[str, Any]) -> bool:
+    """Whether this request makes the model think: K3 and the thinking models always do; K2.5-K2.9
+    unless the request turns thinking off."""
+    model = body["model"]
+    if "thinking" in model or re.match(r"kimi-k[3-9]", model):
+        return True
+    switch = re.match(r"kimi-k2\.[5-9]", model)
+    return bool(switch) and (body.get("thinking") or {}).get("type") != "disabled"
+
+
+def refuse_parameters(body: dict[str, Any]) -> str:
+    """Moonshot's 400 message for a parameter this model does not take, or "" if all are fine."""
+    model = body["model"]
+    fixed = "thinking" in model or re.match(r"kimi-k(2\.[5-9]|[3-9])", model)
+    if fixed and ("temperature" in body or "top_p" in body):  # Moonshot's fixed-sampling families
+        return "invalid temperature: only 1 is allowed for this model"
+    effort = re.match(r"kimi-k[3-9]", model)
+    if effort and "thinking" in body:
+        return "thinking is not supported for this model, use reasoning_effort"
+    if "reasoning_effort" in body and (not effort or body["reasoning_effort"] not in ("low", "high", "max")):
+        return f"invalid reasoning_effort for model {model}"
+    if thinks(body):
+        for index, message in enumerate(body["messages"]):
+            if message.get("tool_calls") and not message.get("reasoning_content"):
+                return f"thinking is enabled but reasoning_content is missing in assistant tool call message {index}"
+    for message in body["messages"]:
+        for call in message.get("tool_calls") or ():
+            if call.get("type") != "builtin_function":
+                return f"invalid tool call type {call.get('type')!r}: $web_search is a builtin_function"
+    return ""
 
 
 def count_tokens(messages: list[dict[str, Any]]) -> int:

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from conftest import PNG, answer_of, make_service, notes_of, run
+from kimi_server import K3
 
 from kimichat.conversation import persona_tag
 
@@ -114,6 +115,36 @@ async def test_web_search_runs_the_tool_loop(service, upstream):
     assert "Searched the web (1×)" in steps_of(final.messages)
     assert any("Searching the web" in steps_of(u.messages) for u in updates)
     assert final.usage.total_tokens > 15  # both requests counted
+
+
+@pytest.mark.parametrize("model", ["kimi-k2-thinking", "kimi-k3"])
+async def test_web_search_on_a_model_that_always_thinks_sends_the_turn_back_as_it_came(service, upstream, model):
+    """Thinking cannot be turned off on these models, so Moonshot wants each tool-call turn back with
+    its reasoning (the local server answers 400 without it, as Moonshot does)."""
+    upstream.models.append(K3)
+    updates = await run(service, "latest gradio", persona="web-scout", model=model)
+    assert answer_of(updates[-1].messages).startswith("Found: latest gradio"), notes_of(updates[-1].messages)
+    assistant = upstream.calls[1].body["messages"][-2]
+    assert assistant["reasoning_content"] == "I should search the web."
+    assert assistant["content"] == "" and assistant["tool_calls"][0]["type"] == "builtin_function"
+    thinking = next(m for m in updates[-1].messages if "Thinking" in (m.get("metadata") or {}).get("title", ""))
+    assert thinking["content"] == "I should search the web." and thinking["metadata"]["status"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("persona", "model", "max_tokens"),
+    [
+        ("assistant", "kimi-k2.6", 32768),  # K2.6 thinks unless told not to
+        ("translator", "kimi-k2.6", 8192),  # the persona turns thinking off
+        ("web-scout", "kimi-k2.6", 8192),  # search turns it off
+        ("assistant", "kimi-k2-thinking", 32768),
+        ("assistant", "kimi-k2-turbo-preview", 8192),
+        ("assistant", "moonshot-v1-8k", 2048),  # a quarter of the window at most
+    ],
+)
+async def test_the_reply_budget_leaves_room_for_thinking(service, upstream, persona, model, max_tokens):
+    await run(service, "hi", persona=persona, model=model)
+    assert upstream.calls[0].body["max_tokens"] == max_tokens
 
 
 async def test_the_search_round_cap_ends_in_an_answer_and_says_so(service, upstream):

@@ -79,7 +79,7 @@ def test_usage_is_captured_and_shown(client, upstream):
     match = re.search(r"(\d+) tokens \((\d+) in, (\d+) out\)", usage)
     assert match, usage
     assert int(match[3]) == len([t for t in ["Echo", ": ", "coun", "t me", " |"]]) + upstream.tokens
-    assert "kimi-k2.5" in usage
+    assert "kimi-k2.6" in usage
 
 
 def test_the_conversation_total_adds_up_its_replies(client, upstream):
@@ -109,7 +109,7 @@ def test_sampling_parameters_only_for_models_that_accept_them(client, upstream):
     assert upstream.calls[-1].body["temperature"] == 0.35
     assert upstream.calls[-1].body["model"] == "kimi-k2-turbo-preview"
     ask(client, "hi", "writing-tutor", "", 0.35)
-    assert upstream.calls[-1].body["model"] == "kimi-k2.5"
+    assert upstream.calls[-1].body["model"] == "kimi-k2.6"
     assert "temperature" not in upstream.calls[-1].body and "top_p" not in upstream.calls[-1].body
 
 
@@ -122,7 +122,7 @@ def test_thinking_switch_is_sent_to_models_that_toggle_it(client, upstream):
 
 def test_unknown_model_falls_back_to_default(client, upstream):
     ask(client, "hi", "assistant", "kimi-retired-2024", 0.6)
-    assert upstream.calls[-1].body["model"] == "kimi-k2.5"
+    assert upstream.calls[-1].body["model"] == "kimi-k2.6"
 
 
 def test_chinese_visitor_gets_chinese_notes(app, upstream):

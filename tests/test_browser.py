@@ -312,7 +312,7 @@ def test_the_temperature_slider_shows_only_for_models_that_take_one(open_page, u
     page = open_page()
     page.locator("#settings").get_by_text("Settings").first.click()
     slider = page.locator("#temperature")
-    expect(slider).to_be_hidden()  # the persona's kimi-k2.5 fixes its sampling
+    expect(slider).to_be_hidden()  # the persona's kimi-k2.6 fixes its sampling
     page.locator("#model-picker input").click()
     # the list the key's /v1/models gives (the local server's), not the built-in table
     expect(page.get_by_role("option", name="moonshot-v1-8k")).to_be_visible()
@@ -320,7 +320,7 @@ def test_the_temperature_slider_shows_only_for_models_that_take_one(open_page, u
     page.get_by_role("option", name="kimi-k2-turbo-preview").click()
     expect(slider).to_be_visible()
     page.locator("#model-picker input").click()
-    page.get_by_role("option", name="kimi-k2.5", exact=True).click()
+    page.get_by_role("option", name="kimi-k2.6", exact=True).click()
     expect(slider).to_be_hidden()
 
 

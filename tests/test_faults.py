@@ -139,7 +139,7 @@ async def test_failures_are_logged_on_one_line_without_content(service, upstream
         await run(service, "private words [[status:429:exceeded_current_quota_error]]", persona="translator")
     lines = [r.getMessage() for r in caplog.records if r.name == "kimichat.failures"]
     assert lines == [
-        "reply failed kind=no_balance persona=translator model=kimi-k2.5 status=429 detail=exceeded_current_quota_error"
+        "reply failed kind=no_balance persona=translator model=kimi-k2.6 status=429 detail=exceeded_current_quota_error"
     ]
     assert "private words" not in caplog.text and KEY not in caplog.text
 
@@ -241,7 +241,7 @@ async def test_upstream_cap_queues_politely(upstream):
 async def test_only_the_owners_allowed_models_are_offered_or_used(upstream):
     service = make_service(upstream.base_url, allowed_models="kimi-k2-turbo-preview, moonshot-v1-8k")
     await run(service, "pick the dear one", model="kimi-k2-thinking")  # listed, but not allowed
-    await run(service, "the persona's own")  # the persona names kimi-k2.5, not allowed either
+    await run(service, "the persona's own")  # the persona names kimi-k2.6, not allowed either
     assert {c.body["model"] for c in upstream.calls} <= {"kimi-k2-turbo-preview", "moonshot-v1-8k"}
     assert [m.id for m in await service.catalog.models()] == ["kimi-k2-turbo-preview", "moonshot-v1-8k"]
 

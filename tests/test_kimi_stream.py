@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import KEY
+from kimi_server import K3
 from openai import AuthenticationError, RateLimitError
 
 from kimichat.kimi import (
@@ -18,7 +19,7 @@ from kimichat.kimi import (
     make_client,
     stream_reply,
 )
-from kimichat.models import ModelCatalog, ModelInfo
+from kimichat.models import FALLBACK_MODELS, ModelCatalog, ModelInfo
 from kimichat.settings import Settings
 
 
@@ -27,7 +28,7 @@ def settings(upstream):
     return Settings(api_key=KEY, base_url=upstream.base_url, max_retries=0)
 
 
-async def collect(settings, text, model="kimi-k2.5", **kwargs):
+async def collect(settings, text, model="kimi-k2.6", **kwargs):
     client = make_client(settings, kwargs.pop("api_key", None))
     request = ChatRequest(ModelInfo(model), [{"role": "user", "content": text}], max_tokens=100, **kwargs)
     return [event async for event in stream_reply(client, request)]
@@ -61,7 +62,7 @@ async def test_empty_choices_are_skipped(settings):
 @pytest.mark.parametrize("fault", ["[[drop:3]]", "[[malformed]]"])
 async def test_broken_stream_raises_after_what_arrived(settings, fault):
     client = make_client(settings)
-    request = ChatRequest(ModelInfo("kimi-k2.5"), [{"role": "user", "content": f"x {fault}"}], max_tokens=10)
+    request = ChatRequest(ModelInfo("kimi-k2.6"), [{"role": "user", "content": f"x {fault}"}], max_tokens=10)
     got = []
     with pytest.raises(StreamBroken):
         async for event in stream_reply(client, request):
@@ -88,6 +89,15 @@ async def test_the_request_carries_only_what_the_model_accepts(settings, upstrea
     assert "thinking" not in upstream.calls[-1].body
 
 
+@pytest.mark.parametrize(("thinking", "effort"), [("on", "high"), ("off", "low"), ("auto", None)])
+async def test_k3_takes_reasoning_effort_not_the_thinking_switch(settings, upstream, thinking, effort):
+    upstream.models.append(K3)
+    events = await collect(settings, "x", model="kimi-k3", thinking=thinking)
+    assert events[-1] == Finish("stop")  # the local server refuses `thinking` and unknown efforts on K3
+    body = upstream.calls[-1].body
+    assert body.get("reasoning_effort") == effort and "thinking" not in body
+
+
 async def test_a_tool_call_keeps_moonshots_own_type(settings, upstream):
     events = await collect(settings, "search this", web_search=True)
     assert upstream.calls[-1].body["tools"] == [{"type": "builtin_function", "function": {"name": "$web_search"}}]
@@ -107,40 +117,56 @@ async def test_an_unreachable_kimi_is_a_lost_connection(settings):
 
 
 async def test_catalog_reads_models_and_falls_back(settings, upstream):
-    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.6", ttl=600, timeout=5)
     ids = [m.id for m in await catalog.models()]
     assert ids == sorted(m["id"] for m in upstream.models)
-    assert catalog.cached("moonshot-v1-8k").context_length == 8192
-    assert not catalog.cached("kimi-k2-thinking").vision
+    assert catalog.pick("moonshot-v1-8k").context_length == 8192
+    assert not catalog.pick("kimi-k2-thinking").vision
     assert (await catalog.resolve("kimi-k2-thinking")).id == "kimi-k2-thinking"
-    assert (await catalog.resolve("kimi-k9-gone")).id == "kimi-k2.5"
+    assert (await catalog.resolve("kimi-k9-gone")).id == "kimi-k2.6"
     upstream.models_status = 500
-    broken = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
-    assert "kimi-k2.5" in [m.id for m in await broken.models()]  # the built-in table
+    broken = ModelCatalog(make_client(settings), "kimi-k2.6", ttl=600, timeout=5)
+    assert "kimi-k2.6" in [m.id for m in await broken.models()]  # the built-in table
 
 
 @pytest.mark.parametrize("body", ["<html><body>502 Bad Gateway</body></html>", '{"object": "list"}'])
 async def test_an_unreadable_model_list_falls_back_to_the_built_in_table(settings, upstream, body):
     upstream.models_body = body
-    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
-    assert (await catalog.resolve("kimi-k2-thinking")).id == "kimi-k2-thinking"  # from the built-in table
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.6", ttl=600, timeout=5)
+    assert [m.id for m in await catalog.models()] == [m.id for m in FALLBACK_MODELS]  # the built-in table
+    assert (await catalog.resolve("kimi-k3")).id == "kimi-k3"
     upstream.models_body = None
     assert upstream.models_calls == 1  # and it is asked again later, not at once
 
 
 async def test_the_model_list_is_fetched_once_and_reused(settings, upstream):
-    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.6", ttl=600, timeout=5)
     for _ in range(3):
         await catalog.models()
     assert upstream.models_calls == 1
-    expired = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=0, timeout=5)
+    expired = ModelCatalog(make_client(settings), "kimi-k2.6", ttl=0, timeout=5)
     await expired.models()
     await expired.models()
     assert upstream.models_calls == 3  # a ttl of 0 fetches every time: the count above is the cache's doing
 
 
+async def test_a_retired_default_gives_way_to_the_best_listed_model_of_its_kind(settings, upstream, caplog):
+    upstream.models = [*upstream.models, K3, {**K3, "id": "kimi-k2.7-code", "context_length": 262144}]
+    catalog = ModelCatalog(make_client(settings), "kimi-k2.5", ttl=600, timeout=5)  # retired: not listed
+    assert (await catalog.resolve(None)).id == "kimi-k3"  # reasons and sees, like K2.5; the newest such
+    assert "default model kimi-k2.5 is not offered; using kimi-k3" in caplog.text
+    assert (await catalog.resolve("kimi-k2-thinking")).id == "kimi-k2-thinking"  # a listed choice stands
+    plain = ModelCatalog(make_client(settings), "moonshot-v1-32k", ttl=600, timeout=5)
+    assert (await plain.resolve(None)).id == "kimi-k2-turbo-preview"  # the newest that neither reasons nor sees
+
+
+def test_the_built_in_table_names_current_models_only():
+    assert {m.id for m in FALLBACK_MODELS} == {"kimi-k2.6", "kimi-k3"}
+    assert Settings().default_model in {m.id for m in FALLBACK_MODELS}
+
+
 def test_model_capabilities_from_ids():
-    assert ModelInfo("kimi-k2.5").fixed_sampling and ModelInfo("kimi-k2.5").thinking_switch
+    assert ModelInfo("kimi-k2.6").fixed_sampling and ModelInfo("kimi-k2.6").thinking_switch
     assert ModelInfo("kimi-k3").fixed_sampling and not ModelInfo("kimi-k3").thinking_switch
     assert not ModelInfo("kimi-k2-turbo-preview").fixed_sampling
     assert ModelInfo("moonshot-v1-8k").default_temperature == 0.3
@@ -152,7 +178,7 @@ async def test_a_connection_broken_mid_body_is_a_lost_connection(settings):
     with pytest.raises(ConnectionLost):
         async for event in stream_reply(
             make_client(settings),
-            ChatRequest(ModelInfo("kimi-k2.5"), [{"role": "user", "content": "x [[reset:3]]"}], max_tokens=10),
+            ChatRequest(ModelInfo("kimi-k2.6"), [{"role": "user", "content": "x [[reset:3]]"}], max_tokens=10),
         ):
             got.append(event)
     assert any(isinstance(e, TextDelta) for e in got)

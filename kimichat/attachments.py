@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from openai import AsyncOpenAI
+from openai import APIStatusError, AsyncOpenAI
 
 from .i18n import Lang, t
 from .models import ModelInfo
@@ -97,6 +98,7 @@ class Attachments:
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._cache_entries = cache_entries
         self._locks: dict[str, asyncio.Lock] = {}
+        self._leftovers: set[str] = set()  # uploaded files whose delete failed, tried again later
         self.uploads = 0  # how many files went to Moonshot (the cache keeps this low)
 
     def refusal(self, paths: Iterable[str], persona: Persona, model: ModelInfo, lang: Lang) -> str | None:
@@ -107,8 +109,11 @@ class Attachments:
             name, kind = Path(path).name, kind_of(path)
             if kind is None:
                 return t("file_type", lang, name=name, types=" ".join(ACCEPTED))
-            if Path(path).stat().st_size > self.max_bytes:
+            size = Path(path).stat().st_size
+            if size > self.max_bytes:
                 return t("file_size", lang, name=name, limit=self.max_bytes // 2**20)
+            if size == 0:
+                return t("file_empty", lang, name=name)
             if kind == "document" and not persona.documents:
                 return t("no_documents", lang)
             if kind == "image" and not persona.images:
@@ -138,17 +143,62 @@ class Attachments:
             if digest in self._texts:
                 self._texts.move_to_end(digest)
                 return self._texts[digest]
-            uploaded = await client.files.create(file=path, purpose="file-extract")
+            await self._delete_leftovers(client)
+            upload = asyncio.ensure_future(client.files.create(file=path, purpose="file-extract"))
+            try:
+                uploaded = await asyncio.shield(upload)
+            except asyncio.CancelledError:  # a stop mid-upload: the file lands all the same, and must go
+                with contextlib.suppress(Exception):
+                    await self._delete(client, (await upload).id)
+                raise
             self.uploads += 1
             try:
-                text = (await client.files.content(file_id=uploaded.id)).text
-            finally:
-                try:  # the text is all we need: the file does not stay on the owner's account
-                    await client.files.delete(uploaded.id)
-                except Exception as exc:  # cleanup is best effort; the reply does not depend on it
-                    log.warning("could not delete an extracted file (%s)", type(exc).__name__)
+                text = await self._read(client, uploaded.id, uploaded.status, path.name)
+            finally:  # the text is all we need: the file does not stay on the owner's account
+                await self._delete(client, uploaded.id)
             self._texts[digest] = text
             while len(self._texts) > self._cache_entries:
                 self._texts.popitem(last=False)
         self._locks.pop(digest, None)
         return text
+
+    @staticmethod
+    async def _read(client: AsyncOpenAI, file_id: str, status: str | None, name: str) -> str:
+        """The extracted text; Moonshot's failure to read the file is told apart from a busy or
+        refused API (those keep their own sentences)."""
+        if status == "error":
+            raise FileUnreadable(name)
+        try:
+            return (await client.files.content(file_id=file_id)).text
+        except APIStatusError as exc:
+            if exc.status_code in (401, 403, 429):
+                raise
+            raise FileUnreadable(name) from None
+
+    async def _delete(self, client: AsyncOpenAI, file_id: str) -> None:
+        """Delete an uploaded file, tried again on failure (an account holds at most 1,000 files);
+        one that still will not go is kept and tried again before the next upload."""
+        for delay in DELETE_RETRY_DELAYS:
+            try:
+                await client.files.delete(file_id)
+                return
+            except Exception as exc:  # the reply does not depend on it: never raised
+                log.warning("could not delete an extracted file (%s)", type(exc).__name__)
+            await asyncio.sleep(delay)
+        self._leftovers.add(file_id)
+
+    async def _delete_leftovers(self, client: AsyncOpenAI) -> None:
+        for file_id in list(self._leftovers):
+            self._leftovers.discard(file_id)
+            await self._delete(client, file_id)
+
+
+DELETE_RETRY_DELAYS = (0.2, 1.0, 0.0)  # three tries a delete, then it waits for the next upload
+
+
+class FileUnreadable(Exception):
+    """Moonshot could not extract text from this file (the name is the visitor's own)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name

@@ -20,7 +20,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from .attachments import Attachments, kind_of
+from .attachments import Attachments, FileUnreadable, kind_of
 from .conversation import (
     TOKENS_PREFIX,
     VisitorMessage,
@@ -235,6 +235,9 @@ class ChatService:
                 yield Update(reply.messages())
             try:
                 ready = await self.attachments.prepare(client, all_files)
+            except FileUnreadable as exc:
+                yield Update([note(t("file_unreadable", lang, name=exc.name), lang)])
+                return
             except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
@@ -353,8 +356,8 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("retrying", lang), lang)])
                 await asyncio.sleep(delay)
                 continue
-            told = t("cut_off", lang) if reply.started else failure.message(lang, self.settings.settings_url)
-            reply.notes.append(told)
+            told = failure.midway if reply.started else failure.message
+            reply.notes.append(told(lang, self.settings.settings_url))
             done.failed = True
             return
 

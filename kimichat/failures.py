@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from openai import APIStatusError
+from openai import APIError, APIStatusError
 
 from .i18n import Lang, t
 from .kimi import ConnectionLost, StreamBroken, StreamTimeout
@@ -59,6 +59,15 @@ class Failure:
             return t(self.kind, lang)
         return t("upstream_failed", lang, reason=self.kind)  # the app's own word, never upstream text
 
+    def midway(self, lang: Lang, settings_url: str) -> str:
+        """The sentence for a reply that stopped after text was shown: what happened, and that
+        what arrived is kept."""
+        if self.kind == "connection":
+            return t("cut_off", lang)
+        if self.kind == "content_filter":
+            return t("filtered", lang)
+        return t("stopped_midway", lang, reason=self.message(lang, settings_url))
+
 
 def _told_wait(message: str) -> float | None:
     match = re.search(r"after (\d+(?:\.\d+)?) ?s", message)
@@ -66,35 +75,17 @@ def _told_wait(message: str) -> float | None:
 
 
 def classify(exc: BaseException) -> Failure:
-    """Map an exception from a Kimi call to a ``Failure``."""
-    if isinstance(exc, APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error", body)
+    """Map an exception from a Kimi call to a ``Failure``: an HTTP error, or an error event
+    inside a stream that had begun (the SDK raises it as an ``APIError`` with no status)."""
+    if isinstance(exc, APIError) and isinstance(exc.body, dict):
+        error = exc.body.get("error", exc.body)
         error = error if isinstance(error, dict) else {}
-        kind_of_error, text = str(error.get("type") or ""), str(error.get("message") or "")
-        status = exc.status_code
-        if status == 401:
-            kind = "auth"
-        elif status == 403 or kind_of_error == "exceeded_current_quota_error":
-            kind = "no_balance"
-        elif kind_of_error == "rate_limit_reached_error":
-            kind = "rate_limited"
-        elif status == 429:
-            kind = "busy"
-        elif kind_of_error == "content_filter" or "high risk" in text:
-            kind = "content_filter"
-        elif "token limit" in text:
-            kind = "context_too_long"
-        elif status == 404:
-            kind = "model_not_found"
-        elif status >= 500:
-            kind = "server_error"
-        else:
-            kind = "bad_request"
+        error_type, text = str(error.get("type") or ""), str(error.get("message") or "")
+        status = exc.status_code if isinstance(exc, APIStatusError) else None
         # Moonshot's error types are short snake_case words; anything else (an upstream that echoes
         # a header, say) is not repeated anywhere: the log gets the status alone.
-        detail = kind_of_error if ERROR_TYPE.fullmatch(kind_of_error) else f"HTTP {status}"
-        return Failure(kind, status, detail, _told_wait(text))
+        detail = error_type if ERROR_TYPE.fullmatch(error_type) else f"HTTP {status}"
+        return Failure(_kind(status, error_type, text), status, detail, _told_wait(text))
     if isinstance(exc, ConnectionLost):  # worth another try while nothing is shown
         return Failure("connection", detail="connection error")
     if isinstance(exc, (FirstTokenTimeout, StreamTimeout)):
@@ -102,6 +93,27 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, StreamBroken):
         return Failure("stream_broken", detail=str(exc))
     return Failure("internal", detail=type(exc).__name__)
+
+
+def _kind(status: int | None, error_type: str, text: str) -> str:
+    """The failure's kind from the HTTP status (None inside a stream) and Moonshot's error type."""
+    if status == 401 or error_type in {"invalid_authentication_error", "incorrect_api_key_error"}:
+        return "auth"
+    if status == 403 or error_type in {"permission_denied_error", "exceeded_current_quota_error"}:
+        return "no_balance"
+    if error_type == "rate_limit_reached_error":
+        return "rate_limited"
+    if status == 429 or error_type == "engine_overloaded_error":
+        return "busy"
+    if error_type == "content_filter" or "high risk" in text:
+        return "content_filter"
+    if "token limit" in text:
+        return "context_too_long"
+    if status == 404 or error_type == "resource_not_found_error":
+        return "model_not_found"
+    if (status or 0) >= 500 or error_type in {"server_error", "unexpected_output"}:
+        return "server_error"
+    return "bad_request"
 
 
 def log_failure(failure: Failure, persona: str, model: str) -> None:

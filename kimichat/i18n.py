@@ -130,6 +130,11 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "{name} is larger than {limit} MB, the limit here.",
         "zh": "{name} 超过了 {limit} MB 的上限。",
     },
+    "file_empty": {"en": "{name} is empty: there is nothing to read.", "zh": "{name} 是空文件，没有可读的内容。"},
+    "file_unreadable": {
+        "en": "{name} could not be read: Kimi found no text in it. Try another format (PDF, Word, plain text).",
+        "zh": "{name} 无法读取：Kimi 没能从中提取文字。请换一种格式（PDF、Word、纯文本）再试。",
+    },
     "no_documents": {
         "en": "This persona does not read documents. Pick one that does (Lab Cat or Kimi) and send the file again.",
         "zh": "这个角色不读文档。请换一个能读文档的角色（实验室老猫或 Kimi）再发送。",
@@ -169,6 +174,10 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "cut_off": {
         "en": "The reply was cut off: the connection to Kimi broke. What arrived is kept above.",
         "zh": "回复被中断：与 Kimi 的连接断开了。已收到的内容保留在上方。",
+    },
+    "stopped_midway": {
+        "en": "The reply stopped part-way: {reason} What arrived is kept above.",
+        "zh": "回复中途停止：{reason} 已收到的内容保留在上方。",
     },
     "length": {
         "en": "The reply hit the length limit and stops here.",

@@ -15,6 +15,7 @@ message, so concurrent tests do not step on each other:
     [[length]]           finish with finish_reason "length"
     [[filter]]           finish with finish_reason "content_filter" after a few tokens
     [[malformed]]        send a data line that is not JSON after a few tokens
+    [[midstream:TYPE]]   after a few tokens, send an error event of that Moonshot type and end
     [[empty]]            send chunks with an empty choices list along the way
     [[hang]]             send headers, then nothing
     [[searchloop]]       ask to search again on every request that offers $web_search
@@ -95,6 +96,7 @@ MODELS = [
 ]
 
 
+UNREADABLE = b"%UNREADABLE"  # a file that starts so cannot be extracted (its content request fails)
 K3 = {  # not listed by default: a test that needs it adds it to ``KimiServer.models``
     "id": "kimi-k3",
     "context_length": 1048576,
@@ -157,6 +159,8 @@ class KimiServer:
     models_calls: int = 0  # GET /v1/models requests seen (the app caches the list)
     models_body: str | None = None  # a raw body for /v1/models, status 200 (a broken gateway's page, say)
     extract_delay: float = 0.0  # seconds before a document's extracted text comes back
+    delete_failures: int = 0  # the next N file deletes fail with 500
+    upload_delay: float = 0.0  # seconds between storing an upload and answering with its id
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -176,6 +180,7 @@ class KimiServer:
         self.models = list(MODELS)
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
         self.max_open_streams, self.models_calls, self.extract_delay, self.models_body = 0, 0, 0.0, None
+        self.delete_failures, self.upload_delay = 0, 0.0
         self.extra_keys.clear()
         self.files.clear()
         self.deleted.clear()
@@ -218,6 +223,7 @@ class KimiServer:
         data = await upload.read()
         file_id = f"file-{uuid.uuid4().hex[:20]}"
         self.files[file_id] = {"filename": upload.filename, "bytes": data, "purpose": form.get("purpose")}
+        await asyncio.sleep(self.upload_delay)
         return JSONResponse(
             {
                 "id": file_id,
@@ -236,6 +242,8 @@ class KimiServer:
         if not self._authorized(request) or file is None:
             return error(404 if file is None else 401)
         await asyncio.sleep(self.extract_delay)
+        if file["bytes"].startswith(UNREADABLE):
+            return error(500, message="failed to extract text from the file")
         text = file["bytes"].decode("utf-8", errors="replace")
         return JSONResponse(
             {"content": text, "file_type": "text/plain", "filename": file["filename"], "title": "", "type": "file"}
@@ -245,6 +253,9 @@ class KimiServer:
         file_id = request.path_params["file_id"]
         if not self._authorized(request) or file_id not in self.files:
             return error(404)
+        if self.delete_failures > 0:
+            self.delete_failures -= 1
+            return error(500)
         self.deleted.append(file_id)
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
@@ -341,6 +352,10 @@ class KimiServer:
                     raise ConnectionAbortedError("[[reset]]: the server breaks the connection mid-body")
                 if "filter" in d and n == 3:
                     break
+                if "midstream" in d and n == 3:  # Moonshot reports a failure after the headers as an event
+                    yield f"data: {json.dumps(error_body(d['midstream']))}\n\n".encode()
+                    call.completed = True
+                    return
                 if "malformed" in d and n == 3:
                     yield b"data: {not json\n\n"
                 if "empty" in d and n % 2:
@@ -394,9 +409,12 @@ def error(status: int, kind: str | None = None, message: str | None = None) -> J
         default_message = "Your account reached organization max concurrency: 3, please try again after 1 seconds"
     if kind == "exceeded_current_quota_error":
         default_message = "You exceeded your current token quota, please check your account balance"
-    return JSONResponse(
-        {"error": {"type": kind or default_kind, "message": message or default_message}}, status_code=status
-    )
+    return JSONResponse(error_body(kind or default_kind, message or default_message), status_code=status)
+
+
+def error_body(kind: str, message: str | None = None) -> dict[str, Any]:
+    """Moonshot's error body (also what a stream sends when it fails after its headers)."""
+    return {"error": {"type": kind, "message": message or f"upstream says {kind}: SECRET-UPSTREAM-TEXT"}}
 
 
 def thinks(body: dict[str, Any]) -> bool:

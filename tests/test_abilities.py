@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import PNG, answer_of, make_service, notes_of, run
-from kimi_server import K3
+from kimi_server import K3, UNREADABLE
 
 from kimichat.conversation import persona_tag
 
@@ -93,6 +93,40 @@ async def test_file_size_limit(upstream, paper):
     service = make_service(upstream.base_url, max_file_mb=0.00001)
     updates = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
     assert "larger than" in notes_of(updates[-1].messages) and upstream.files == {}
+
+
+async def test_an_empty_file_is_refused_before_any_upload(service, upstream, tmp_path):
+    empty = tmp_path / "notes.txt"
+    empty.write_bytes(b"")
+    updates = await run(service, {"text": "summarise", "files": [str(empty)]}, persona="researcher")
+    assert notes_of(updates[-1].messages) == "notes.txt is empty: there is nothing to read."
+    assert upstream.files == {} and upstream.calls == []
+
+
+async def test_a_file_kimi_cannot_read_is_said_so_and_deleted(service, upstream, tmp_path):
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(UNREADABLE + b" scanned pages, no text layer")
+    updates = await run(service, {"text": "summarise", "files": [str(scan)]}, persona="researcher")
+    assert notes_of(updates[-1].messages).startswith("scan.pdf could not be read")
+    assert "busy" not in notes_of(updates[-1].messages) and upstream.calls == []
+    assert upstream.deleted == list(upstream.files)  # not left on the owner's account
+
+
+async def test_a_failed_delete_is_tried_again(service, upstream, paper, tmp_path):
+    upstream.delete_failures = 3  # every try of the first delete fails...
+    await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
+    first = list(upstream.files)
+    assert upstream.deleted == []
+    other = tmp_path / "other.md"
+    other.write_text("another paper", encoding="utf-8")
+    await run(service, {"text": "and this", "files": [str(other)]}, persona="researcher")
+    assert sorted(upstream.deleted) == sorted(upstream.files) and first[0] in upstream.deleted  # ...then it goes
+
+
+async def test_a_delete_that_fails_once_is_retried_at_once(service, upstream, paper):
+    upstream.delete_failures = 1
+    await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
+    assert upstream.deleted == list(upstream.files)
 
 
 async def test_web_search_runs_the_tool_loop(service, upstream):

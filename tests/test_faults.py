@@ -81,7 +81,7 @@ async def test_content_filter_error_is_explained(service, upstream):
 async def test_partial_reply_is_kept_with_a_note_and_never_retried(service, upstream, fault):
     updates = await run(service, f"abcd {fault}")
     final = updates[-1].messages
-    assert answer_of(final).startswith("Echo: ") and "cut off" in notes_of(final)
+    assert answer_of(final).startswith("Echo: ") and "stopped part-way" in notes_of(final)
     assert len(upstream.calls) == 1
 
 
@@ -107,7 +107,7 @@ async def test_idle_timeout_between_chunks_keeps_the_partial(upstream):
     service = make_service(upstream.base_url, first_token_timeout=30.0, idle_timeout=1.0, max_retries=0)
     updates = await asyncio.wait_for(run(service, "x [[delay:5]]"), 15)
     final = updates[-1].messages
-    assert answer_of(final).startswith("Echo") and "cut off" in notes_of(final)
+    assert answer_of(final).startswith("Echo") and "stopped part-way: Kimi took too long" in notes_of(final)
 
 
 async def test_a_silent_stream_is_a_timeout(upstream, caplog):
@@ -132,6 +132,24 @@ async def test_a_connection_broken_mid_reply_keeps_the_partial(service, upstream
     final = updates[-1].messages
     assert answer_of(final).startswith("Echo: ") and "cut off" in notes_of(final)
     assert len(upstream.calls) == 1 and "kind=connection" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "told"),
+    [
+        ("server_error", "The reply stopped part-way: Kimi is busy right now."),
+        ("invalid_request_error", "The reply stopped part-way: Kimi could not answer this time (bad_request)."),
+        ("content_filter", "Kimi stopped here: the rest was filtered as high-risk content."),
+    ],
+)
+async def test_an_error_after_streaming_began_says_what_happened(service, upstream, caplog, kind, told):
+    """Moonshot reports a failure inside a begun stream as an error event: the visitor reads what it
+    was (not "the connection broke"), in the app's words, and keeps what arrived; nothing is retried."""
+    updates = await run(service, f"abcdefgh [[midstream:{kind}]]")
+    final = updates[-1].messages
+    assert answer_of(final).startswith("Echo: abcd") and notes_of(final).startswith(told)
+    assert "connection" not in notes_of(final) and "SECRET-UPSTREAM-TEXT" not in notes_of(final) + caplog.text
+    assert len(upstream.calls) == 1 and f"detail={kind}" in caplog.text
 
 
 async def test_failures_are_logged_on_one_line_without_content(service, upstream, caplog):
@@ -327,6 +345,17 @@ async def test_a_stop_while_waiting_for_an_upstream_slot_sends_nothing(upstream)
     await _cancel(waiting)
     await holder
     assert [c.last_user for c in upstream.calls] == ["holds the slot"]  # the stopped one never went
+
+
+async def test_a_stop_during_the_upload_deletes_the_file_once_it_lands(service, upstream, tmp_path):
+    paper = tmp_path / "paper.md"
+    paper.write_text("# A long read", encoding="utf-8")
+    upstream.upload_delay = 0.5  # the server has the file; its answer (the id) is on the way
+    task, _ = await _reply_until(
+        service, {"text": "read", "files": [str(paper)]}, lambda _: len(upstream.files) == 1, persona="researcher"
+    )
+    await _cancel(task)
+    assert upstream.deleted == list(upstream.files) and not upstream.calls
 
 
 async def test_a_stop_while_a_document_is_read_deletes_the_uploaded_file(service, upstream, tmp_path):

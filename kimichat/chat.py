@@ -29,6 +29,7 @@ from .conversation import (
     current_segment,
     estimate_tokens,
     fit_to_context,
+    new_turn_start,
     persona_tag,
     turns,
 )
@@ -321,7 +322,7 @@ class ChatService:
             fitted = fit_to_context(messages, head, budget)
             size = sum(map(estimate_tokens, fitted))
             if size > budget:
-                reply.notes.append(t("request_too_big", lang, tokens=size, limit=budget))
+                reply.notes.append(self._too_big(fitted, head, size, budget, model, lang))
                 done.failed = True
                 return
             request = ChatRequest(
@@ -360,6 +361,23 @@ class ChatService:
             reply.notes.append(told(lang, self.settings.settings_url))
             done.failed = True
             return
+
+    def _too_big(
+        self, fitted: list[KimiMessage], head: int, size: int, budget: int, model: ModelInfo, lang: Lang
+    ) -> str:
+        """Why the request cannot go. A document of the new question that does not fit: say so, and
+        name an offered model whose window takes it, if one does (a smaller window than needed first)."""
+        if all(m["role"] != "system" for m in fitted[new_turn_start(fitted, head) :]):
+            return t("request_too_big", lang, tokens=size, limit=budget)
+        told = t("document_too_big", lang, tokens=size, model=model.id, limit=budget)
+        roomy = [  # the reply takes at most a quarter of a window: three quarters are the request's
+            m
+            for m in sorted(self.catalog.cached_models, key=lambda m: m.rank, reverse=True)
+            if min(m.context_length * 3 // 4, self.settings.max_request_tokens) >= size
+        ]
+        if roomy:
+            return told + " " + t("document_try_model", lang, model=min(roomy, key=lambda m: m.context_length).id)
+        return told + " " + t("document_space_limit", lang, limit=self.settings.max_request_tokens)
 
     def _reply_budget(self, model: ModelInfo, persona: Persona, thinking: str) -> int:
         """``max_tokens`` for one request: the persona's or the owner's reply budget; for a request

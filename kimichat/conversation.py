@@ -202,13 +202,22 @@ def estimate_tokens(message: KimiMessage) -> int:
     return 4 + extra + wide + (len(text) - wide) // 3
 
 
+def new_turn_start(messages: list[KimiMessage], keep_head: int) -> int:
+    """Where the new question begins: its documents (system messages just before it) belong to it."""
+    start = len(messages) - 1
+    while start > keep_head and messages[start - 1]["role"] == "system":
+        start -= 1
+    return start
+
+
 def fit_to_context(messages: list[KimiMessage], keep_head: int, budget: int) -> list[KimiMessage]:
     """Drop the oldest turns until ``messages`` fits ``budget`` tokens.
 
-    The first ``keep_head`` messages (system prompt, few-shot) and the last one (the
-    new question) always stay; turns go oldest first, a question with its answer.
+    The first ``keep_head`` messages (system prompt, few-shot) and the new question with its
+    documents always stay; turns go oldest first, a question with its answer.
     """
-    head, body, last = messages[:keep_head], messages[keep_head:-1], messages[-1:]
+    tail = new_turn_start(messages, keep_head)
+    head, body, last = messages[:keep_head], messages[keep_head:tail], messages[tail:]
     fixed = sum(map(estimate_tokens, head + last))
     sizes = [estimate_tokens(m) for m in body]
     total, start = fixed + sum(sizes), 0

@@ -167,6 +167,19 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "内容太长，无法发送：连同所需的文件和对话约 {tokens} 个 token，而本 Space 单次请求最多 {limit} 个。"
         "请缩短，或开始新对话。",
     },
+    "document_too_big": {
+        "en": "This document is too long for {model}: about {tokens} tokens with the conversation's start, "
+        "and {model} takes {limit} in one request here.",
+        "zh": "这份文档对 {model} 来说太长：连同对话开头约 {tokens} 个 token，而 {model} 在这里单次最多 {limit} 个。",
+    },
+    "document_try_model": {
+        "en": "Pick {model} in Settings (a larger window) and send it again.",
+        "zh": "请在设置里选择 {model}（上下文更长）后再发送。",
+    },
+    "document_space_limit": {
+        "en": "This Space reads at most {limit} tokens at once: send a shorter part of it.",
+        "zh": "本 Space 单次最多读取 {limit} 个 token：请发送其中较短的一部分。",
+    },
     "upstream_failed": {
         "en": "Kimi could not answer this time ({reason}). Please try again.",
         "zh": "Kimi 这次没能回答（{reason}），请重试。",

@@ -95,6 +95,38 @@ async def test_file_size_limit(upstream, paper):
     assert "larger than" in notes_of(updates[-1].messages) and upstream.files == {}
 
 
+@pytest.fixture
+def long_paper(tmp_path):
+    path = tmp_path / "thesis.md"
+    path.write_text("A sentence of the thesis, with its findings. " * 1000, encoding="utf-8")  # 45 KB
+    return str(path)
+
+
+async def test_a_document_too_long_for_the_model_is_said_so_with_a_roomier_model(service, upstream, long_paper):
+    updates = await run(
+        service, {"text": "summarise", "files": [long_paper]}, persona="researcher", model="moonshot-v1-8k"
+    )
+    told = notes_of(updates[-1].messages)
+    assert told.startswith("This document is too long for moonshot-v1-8k") and "Pick kimi-k2.6 in Settings" in told
+    assert upstream.calls == []  # nothing went without the document
+
+
+async def test_a_document_too_long_for_the_space_says_the_space_limit(upstream, long_paper):
+    service = make_service(upstream.base_url, max_request_tokens=4000)
+    updates = await run(service, {"text": "summarise", "files": [long_paper]}, persona="researcher")
+    assert "This Space reads at most 4000 tokens at once" in notes_of(updates[-1].messages)
+    assert upstream.calls == []
+
+
+async def test_a_long_document_goes_with_its_question_and_older_turns_make_room(service, upstream, long_paper):
+    older = [{"role": "user", "content": "x" * 60000}, {"role": "assistant", "content": "y" * 30}]
+    older[1]["metadata"] = persona_tag("researcher")
+    await run(service, {"text": "summarise", "files": [long_paper]}, older, persona="researcher")
+    sent = upstream.calls[-1].body["messages"]
+    assert sent[-2]["role"] == "system" and "thesis" in sent[-2]["content"]
+    assert all("x" * 100 not in str(m["content"]) for m in sent)  # the old turn went to make room
+
+
 async def test_an_empty_file_is_refused_before_any_upload(service, upstream, tmp_path):
     empty = tmp_path / "notes.txt"
     empty.write_bytes(b"")

@@ -66,14 +66,26 @@ DOCUMENT_TYPES = frozenset(
         ".log",
     ]
 )
-IMAGE_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
+IMAGE_TYPES = frozenset([".png", ".jpg", ".jpeg", ".webp", ".gif"])
+ACCEPTED = sorted(DOCUMENT_TYPES | IMAGE_TYPES)
+# What each kind of file starts with: a name says nothing of the bytes (HTML named .png, say).
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    ".pdf": (b"%PDF-",),
+    ".rtf": (b"{\\rtf",),
+    ".docx": (b"PK\x03\x04",),  # the Office Open and OpenDocument formats are zip files
+    ".xlsx": (b"PK\x03\x04",),
+    ".pptx": (b"PK\x03\x04",),
+    ".epub": (b"PK\x03\x04",),
+    ".odt": (b"PK\x03\x04",),
+    ".doc": (b"\xd0\xcf\x11\xe0",),  # the old Office formats are OLE compound files
+    ".xls": (b"\xd0\xcf\x11\xe0",),
+    ".ppt": (b"\xd0\xcf\x11\xe0",),
 }
-ACCEPTED = sorted(DOCUMENT_TYPES | IMAGE_TYPES.keys())
+MAX_IMAGES = 6  # a request's images (the new ones and those re-sent from earlier turns) ...
+MAX_IMAGE_BYTES = 24 * 2**20  # ... and their size: 32 MB as base64, well under Moonshot's 100 MB a request
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,44 @@ class Attachment:
 def kind_of(path: str) -> str | None:
     suffix = Path(path).suffix.lower()
     return "image" if suffix in IMAGE_TYPES else "document" if suffix in DOCUMENT_TYPES else None
+
+
+def image_type(head: bytes) -> str | None:
+    """An image's MIME type from its first bytes, or None if they are not one Kimi reads."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next(
+        (kind for kind, marks in SIGNATURES.items() if kind.startswith("image/") and head.startswith(marks)), None
+    )
+
+
+def matches_name(path: Path) -> bool:
+    """Whether the file's bytes are what its name says: an image's signature, a binary document's
+    signature, and no NUL bytes in a text file (any encoding: GBK notes are text too)."""
+    with path.open("rb") as file:
+        head = file.read(8192)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_TYPES:
+        return image_type(head) is not None
+    if suffix in SIGNATURES:
+        return head.startswith(SIGNATURES[suffix])
+    return b"\x00" not in head
+
+
+def images_to_send(turn_files: list[list[str]]) -> set[str]:
+    """The images a request carries: the new turn's, then earlier ones newest first while the
+    request stays within MAX_IMAGES and MAX_IMAGE_BYTES (a long chat would re-send every one)."""
+    chosen: set[str] = set()
+    size = 0
+    for files in reversed(turn_files):
+        for path in files:
+            if kind_of(path) != "image" or not Path(path).exists():
+                continue
+            size += Path(path).stat().st_size
+            if chosen and (len(chosen) >= MAX_IMAGES or size > MAX_IMAGE_BYTES):
+                return chosen
+            chosen.add(path)
+    return chosen
 
 
 class Attachments:
@@ -120,6 +170,8 @@ class Attachments:
                 return t("no_images", lang)
             if kind == "image" and not model.vision:
                 return t("blind_model", lang, model=model.id)
+            if not matches_name(Path(path)):
+                return t("file_mismatch", lang, name=name, suffix=Path(path).suffix.lower())
         return None
 
     async def prepare(self, client: AsyncOpenAI, paths: Iterable[str]) -> dict[str, Attachment]:
@@ -131,8 +183,9 @@ class Attachments:
                 continue
             name = Path(path).name
             if kind_of(path) == "image":
-                data = base64.b64encode(Path(path).read_bytes()).decode()
-                ready[path] = Attachment("image", name, f"data:{IMAGE_TYPES[Path(path).suffix.lower()]};base64,{data}")
+                raw = Path(path).read_bytes()
+                data = base64.b64encode(raw).decode()
+                ready[path] = Attachment("image", name, f"data:{image_type(raw[:16])};base64,{data}")
             else:
                 ready[path] = Attachment("document", name, await self._extract(client, Path(path)))
         return ready

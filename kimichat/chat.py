@@ -20,7 +20,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from .attachments import Attachments, FileUnreadable, kind_of
+from .attachments import MAX_IMAGE_BYTES, MAX_IMAGES, Attachments, FileUnreadable, images_to_send, kind_of
 from .conversation import (
     TOKENS_PREFIX,
     VisitorMessage,
@@ -224,10 +224,14 @@ class ChatService:
         try:
             model = await self.catalog.resolve(model_id or persona.model)
             all_files = [path for turn in conversation for path in turn.files]
+            images = images_to_send([turn.files for turn in conversation])
             refusal = self.attachments.refusal(all_files, persona, model, lang)
+            if not refusal and not images.issuperset(p for p in said.files if kind_of(p) == "image"):
+                refusal = t("too_many_images", lang, count=MAX_IMAGES, mb=MAX_IMAGE_BYTES // 2**20)
             if refusal:
                 yield Update([note(refusal, lang)])
                 return
+            all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
             reply = _Reply(persona, lang)
             documents = [p for p in all_files if kind_of(p) == "document"]
             names = ", ".join(Path(p).name for p in documents)

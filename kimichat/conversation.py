@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .attachments import Attachment
@@ -176,7 +177,7 @@ def build_messages(
         ready = [attachments[path] for path in turn.files if path in attachments]
         messages += [{"role": "system", "content": a.data} for a in ready if a.kind == "document"]
         images = [{"type": "image_url", "image_url": {"url": a.data}} for a in ready if a.kind == "image"]
-        text = turn.text or " ".join(a.name for a in ready)
+        text = turn.text or " ".join(Path(path).name for path in turn.files)  # an image-only turn
         if images:
             messages.append({"role": turn.role, "content": [*images, {"type": "text", "text": text}]})
         elif text:

@@ -130,6 +130,14 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "{name} is larger than {limit} MB, the limit here.",
         "zh": "{name} 超过了 {limit} MB 的上限。",
     },
+    "file_mismatch": {
+        "en": "{name} is not a {suffix} file inside: its content does not match its name.",
+        "zh": "{name} 的内容与文件名不符：它并不是 {suffix} 文件。",
+    },
+    "too_many_images": {
+        "en": "That is more images than one message can carry here (at most {count}, {mb} MB in all).",
+        "zh": "这条消息的图片超出了上限（最多 {count} 张，共 {mb} MB）。",
+    },
     "file_empty": {"en": "{name} is empty: there is nothing to read.", "zh": "{name} 是空文件，没有可读的内容。"},
     "file_unreadable": {
         "en": "{name} could not be read: Kimi found no text in it. Try another format (PDF, Word, plain text).",

@@ -96,7 +96,7 @@ MODELS = [
 ]
 
 
-UNREADABLE = b"%UNREADABLE"  # a file that starts so cannot be extracted (its content request fails)
+UNREADABLE = b"%UNREADABLE"  # a file holding this cannot be extracted (its content request fails)
 K3 = {  # not listed by default: a test that needs it adds it to ``KimiServer.models``
     "id": "kimi-k3",
     "context_length": 1048576,
@@ -242,7 +242,7 @@ class KimiServer:
         if not self._authorized(request) or file is None:
             return error(404 if file is None else 401)
         await asyncio.sleep(self.extract_delay)
-        if file["bytes"].startswith(UNREADABLE):
+        if UNREADABLE in file["bytes"]:
             return error(500, message="failed to extract text from the file")
         text = file["bytes"].decode("utf-8", errors="replace")
         return JSONResponse(

@@ -89,6 +89,68 @@ async def test_files_a_persona_cannot_take_are_refused_before_any_upload(
     assert upstream.calls == [] and upstream.files == {}
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("figure.png", b"<html><img src=x onerror=alert(1)></html>"),  # HTML named as an image
+        ("report.pdf", b"<html>not a pdf</html>"),
+        ("notes.txt", PNG),  # binary bytes named as text
+    ],
+)
+async def test_a_file_whose_bytes_are_not_what_its_name_says_is_refused(service, upstream, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    updates = await run(service, {"text": "look", "files": [str(path)]}, persona="assistant")
+    assert "content does not match its name" in notes_of(updates[-1].messages)
+    assert upstream.calls == [] and upstream.files == {}
+
+
+async def test_an_image_travels_with_the_type_its_bytes_say(service, upstream, tmp_path):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 32)  # a JPEG, named .png
+    await run(service, {"text": "what is it?", "files": [str(photo)]}, persona="assistant")
+    part = upstream.calls[-1].body["messages"][-1]["content"][0]
+    assert part["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+async def test_text_in_any_encoding_is_a_document(service, upstream, tmp_path):
+    notes = tmp_path / "笔记.txt"
+    notes.write_bytes("实验记录：温度二十五度。".encode("gbk"))
+    updates = await run(service, {"text": "总结", "files": [str(notes)]}, persona="researcher")
+    assert notes_of(updates[-1].messages) == "" and len(upstream.files) == 1
+
+
+async def test_earlier_images_are_re_sent_only_within_the_request_bound(service, upstream, tmp_path):
+    from kimichat.attachments import MAX_IMAGES
+
+    history = []
+    for n in range(MAX_IMAGES + 3):
+        path = tmp_path / f"fig{n}.png"
+        path.write_bytes(PNG)
+        history += [
+            {"role": "user", "content": [{"type": "file", "file": {"path": str(path)}}]},
+            {"role": "assistant", "content": f"figure {n} seen", "metadata": persona_tag("assistant")},
+        ]
+    await run(service, "compare them all", history, persona="assistant")
+    sent = upstream.calls[-1].body["messages"]
+    images = [m for m in sent if isinstance(m["content"], list)]
+    assert len(images) == MAX_IMAGES
+    assert images[-1]["content"][-1]["text"] == f"fig{MAX_IMAGES + 2}.png"  # the newest go
+    assert {"role": "user", "content": "fig0.png"} in sent  # the oldest is named, not re-sent
+
+
+async def test_a_message_with_more_images_than_a_request_takes_is_refused(service, upstream, tmp_path):
+    from kimichat.attachments import MAX_IMAGES
+
+    paths = []
+    for n in range(MAX_IMAGES + 1):
+        (tmp_path / f"p{n}.png").write_bytes(PNG)
+        paths.append(str(tmp_path / f"p{n}.png"))
+    updates = await run(service, {"text": "look", "files": paths}, persona="assistant")
+    assert "more images than one message can carry" in notes_of(updates[-1].messages)
+    assert upstream.calls == []
+
+
 async def test_file_size_limit(upstream, paper):
     service = make_service(upstream.base_url, max_file_mb=0.00001)
     updates = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
@@ -137,7 +199,7 @@ async def test_an_empty_file_is_refused_before_any_upload(service, upstream, tmp
 
 async def test_a_file_kimi_cannot_read_is_said_so_and_deleted(service, upstream, tmp_path):
     scan = tmp_path / "scan.pdf"
-    scan.write_bytes(UNREADABLE + b" scanned pages, no text layer")
+    scan.write_bytes(b"%PDF-1.7\n" + UNREADABLE + b" scanned pages, no text layer")
     updates = await run(service, {"text": "summarise", "files": [str(scan)]}, persona="researcher")
     assert notes_of(updates[-1].messages).startswith("scan.pdf could not be read")
     assert "busy" not in notes_of(updates[-1].messages) and upstream.calls == []

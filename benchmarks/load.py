@@ -57,6 +57,26 @@ class Run:
     wall: float = 0.0
 
 
+# Every simulated visitor comes from 127.0.0.1: the per-address and Space-wide limits are off (the
+# benchmark measures serving, not refusing).
+UNLIMITED = {
+    name: "0"
+    for name in (
+        "RATE_LIMIT_PER_MINUTE",
+        "RATE_LIMIT_PER_HOUR",
+        "ADDRESS_REPLIES",
+        "VISITOR_TOKENS_PER_HOUR",
+        "VISITOR_TOKENS_PER_DAY",
+        "SPACE_MESSAGES_PER_MINUTE",
+        "SPACE_MESSAGES_PER_HOUR",
+        "SPACE_MESSAGES_PER_DAY",
+        "SPACE_TOKENS_PER_MINUTE",
+        "SPACE_TOKENS_PER_HOUR",
+        "SPACE_TOKENS_PER_DAY",
+    )
+}
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -356,8 +376,7 @@ def start_app(
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_ANALYTICS_ENABLED": "False",
-        "RATE_LIMIT_PER_MINUTE": "0",
-        "RATE_LIMIT_PER_HOUR": "0",
+        **UNLIMITED,
         "UPSTREAM_CONCURRENCY": str(args.users + 10),
         "CHAT_CONCURRENCY": str(args.users + 10),
         "QUEUE_MAX_SIZE": str(args.users * 2 + 10),

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from load import free_port, shape, start_app, start_upstream, wait_http
+from load import UNLIMITED, free_port, shape, start_app, start_upstream, wait_http
 
 NGINX = """
 worker_processes 1;
@@ -73,6 +73,7 @@ def main() -> None:
         shared = {
             "RATE_LIMIT_STORAGE_URL": f"redis://127.0.0.1:{redis_port}/0",
             "TRUST_FORWARDED_FOR": "true",
+            **UNLIMITED,
             "RATE_LIMIT_PER_MINUTE": "1000",
             "RATE_LIMIT_PER_HOUR": "100000",
         }

@@ -23,6 +23,7 @@ from openai import AsyncOpenAI
 from .attachments import MAX_IMAGE_BYTES, MAX_IMAGES, Attachments, FileUnreadable, images_to_send, kind_of
 from .conversation import (
     TOKENS_PREFIX,
+    Turn,
     VisitorMessage,
     build_messages,
     conversation_tokens,
@@ -34,7 +35,7 @@ from .conversation import (
     turns,
 )
 from .failures import Failure, FirstTokenTimeout, classify, log_failure
-from .guard import Guard
+from .guard import Guard, Refusal, Visitor
 from .i18n import Lang, t
 from .kimi import (
     ChatRequest,
@@ -65,17 +66,6 @@ class Update:
     usage: Usage | None = None
     model: str = ""
     conversation_tokens: int = 0  # on the last update: the whole conversation's tokens, this reply included
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Who is asking (for rate limits) and, if they typed one, their own key.
-
-    The key lives in this object for one request and nowhere else; ``repr`` hides it.
-    """
-
-    ids: list[str] = field(default_factory=list)
-    api_key: str = field(default="", repr=False)
 
 
 def note(text: str, lang: Lang) -> Message:
@@ -212,12 +202,29 @@ class ChatService:
         said = VisitorMessage.parse(message)
         segment = [*current_segment(history, persona.id), said.as_history()]
         conversation = turns(segment)
-        spent = conversation_tokens(segment)
-        earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
-        refusal = await self._refusal(earlier_turns, spent, said.text or " ".join(said.files), visitor, lang)
-        if refusal:
-            yield Update([note(refusal, lang)])
-            return
+        refusal = await self._refusal(conversation, said, visitor)
+        with self.guard.replying(visitor) as busy:
+            refusal = refusal or busy or await self.guard.check_space(visitor)
+            if refusal:
+                yield Update([note(self._told(refusal, lang), lang)])
+                return
+            shown = conversation_tokens(segment)  # the page's own count, for the usage line only
+            async for update in self._reply(persona, conversation, said, model_id, temperature, lang, visitor):
+                if update.usage is not None:
+                    update.conversation_tokens = shown + update.usage.total_tokens
+                yield update
+
+    async def _reply(
+        self,
+        persona: Persona,
+        conversation: list[Turn],
+        said: VisitorMessage,
+        model_id: str | None,
+        temperature: float | None,
+        lang: Lang,
+        visitor: Visitor,
+    ) -> AsyncIterator[Update]:
+        """A message past the gates: its model, its files made ready, an upstream slot, the answer."""
         own_client = make_client(self.settings, visitor.api_key) if visitor.api_key else None
         client = own_client or self.client
         assert client is not None
@@ -254,27 +261,33 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                async for update in self._answer(_Target(client, model, temperature), messages, reply):
-                    if update.usage is not None:
-                        update.conversation_tokens = spent + update.usage.total_tokens
+                async for update in self._answer(_Target(client, model, temperature, visitor), messages, reply):
                     yield update
         finally:
             if own_client is not None:
                 await own_client.close()
 
-    async def _refusal(self, earlier_turns: int, spent: int, text: str, visitor: Visitor, lang: Lang) -> str:
-        """Why this message will not be sent, in the visitor's words; "" if it will. Every
-        message counts against the visitor's rate limit first, refused or not: refusals are
-        requests too, and a flood of them must run out like any other."""
-        refusal = await self.guard.check_rate(visitor.ids) or self.guard.check_input(text, earlier_turns)
-        if refusal:
-            return t(refusal.key, lang, **refusal.values)
-        if self.client is None and not visitor.api_key:
+    def _told(self, refusal: Refusal, lang: Lang) -> str:
+        if refusal.key == "no_key":  # with where the owner adds it
             return Failure("no_key").message(lang, self.settings.settings_url)
+        return t(refusal.key, lang, **refusal.values)
+
+    async def _refusal(self, conversation: list[Turn], said: VisitorMessage, visitor: Visitor) -> Refusal | None:
+        """Why this message will not be sent; None if it may. Every message counts against the
+        visitor's rate limit first, refused or not: refusals are requests too, and a flood of them
+        must run out like any other. The visit's token budget is the server's own count."""
+        earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
+        text = said.text or " ".join(said.files)
+        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(text, earlier_turns)
+        if refusal:
+            return refusal
+        if self.client is None and not visitor.api_key:
+            return Refusal("no_key", {})
         budget = self.settings.conversation_token_budget
-        if budget and spent >= budget:
-            return t("budget", lang, used=spent, limit=budget)
-        return ""
+        spent = await self.guard.visit_spent(visitor)
+        if budget and spent >= budget and not visitor.api_key:
+            return Refusal("budget", {"used": spent, "limit": budget})
+        return None
 
     async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: _Reply) -> AsyncIterator[Update]:
         """The reply's requests: one, or more when Kimi asks to search the web (each search
@@ -338,6 +351,13 @@ class ChatService:
                 thinking=thinking,
                 web_search=done.search,
             )
+            # Paid for before it is sent: what it may cost is held against the visitor's and the
+            # Space's token ceilings (each search round and retry too), and settled to its usage.
+            held = await self.guard.reserve(target.visitor, size + max_tokens)
+            if isinstance(held, Refusal):
+                reply.notes.append(self._told(held, lang))
+                done.failed = True
+                return
             done.calls.clear()
             said, thought = len(reply.text), len(reply.thinking)
             try:
@@ -351,6 +371,13 @@ class ChatService:
             except Exception as exc:  # every failure becomes a sentence, never a traceback
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
+            finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
+                streamed = reply.text[said:] + reply.thinking[thought:]
+                await held.settle(
+                    done.usage.total_tokens
+                    if done.usage
+                    else size + estimate_tokens({"role": "assistant", "content": streamed})
+                )
             reply.end_thinking()
             if not reply.started and failure.kind == "context_too_long" and not trimmed_harder:
                 budget, trimmed_harder = budget // 2, True
@@ -440,11 +467,12 @@ MAX_SEARCH_ROUNDS = 5
 @dataclass(frozen=True)
 class _Target:
     """Where a reply's requests go: the client (the owner's, or one for a visitor's own key), the
-    model, and the temperature the visitor asked for (None: the persona's)."""
+    model, the temperature the visitor asked for (None: the persona's), and whose limits pay."""
 
     client: AsyncOpenAI
     model: ModelInfo
     temperature: float | None
+    visitor: Visitor
 
 
 @dataclass

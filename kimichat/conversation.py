@@ -204,8 +204,11 @@ def estimate_tokens(message: KimiMessage) -> int:
 
 
 def new_turn_start(messages: list[KimiMessage], keep_head: int) -> int:
-    """Where the new question begins: its documents (system messages just before it) belong to it."""
-    start = len(messages) - 1
+    """Where the new question begins: its documents (system messages just before it) belong to it,
+    and so do the search rounds after it (a tool-call turn and its answers)."""
+    start = max(
+        (i for i, m in enumerate(messages) if m["role"] == "user" and i >= keep_head), default=len(messages) - 1
+    )
     while start > keep_head and messages[start - 1]["role"] == "system":
         start -= 1
     return start
@@ -215,7 +218,7 @@ def fit_to_context(messages: list[KimiMessage], keep_head: int, budget: int) -> 
     """Drop the oldest turns until ``messages`` fits ``budget`` tokens.
 
     The first ``keep_head`` messages (system prompt, few-shot) and the new question with its
-    documents always stay; turns go oldest first, a question with its answer.
+    documents and search rounds always stay; turns go oldest first, a question with its answer.
     """
     tail = new_turn_start(messages, keep_head)
     head, body, last = messages[:keep_head], messages[keep_head:tail], messages[tail:]

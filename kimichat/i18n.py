@@ -165,9 +165,20 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "联网搜索在 {n} 轮后被截止：以下回答基于此前找到的内容。",
     },
     "budget": {
-        "en": "This conversation has used {used} tokens; the Space's limit is {limit} per conversation. "
-        "Start a new chat to continue.",
-        "zh": "本对话已使用 {used} 个 token，本 Space 每个对话的上限为 {limit}。请开始新对话继续。",
+        "en": "This visit has used {used} tokens; the Space allows {limit} per visit. Please come back later.",
+        "zh": "本次访问已使用 {used} 个 token，本 Space 每次访问上限为 {limit}。请稍后再来。",
+    },
+    "space_limit": {
+        "en": "This Space has reached its limit for now. Please come back in about {minutes} min.",
+        "zh": "本 Space 暂时达到了使用上限，请约 {minutes} 分钟后再来。",
+    },
+    "token_limited": {
+        "en": "You have used this Space's token allowance for now. Please wait about {minutes} min.",
+        "zh": "你暂时用完了本 Space 的 token 额度，请约 {minutes} 分钟后再试。",
+    },
+    "one_at_a_time": {
+        "en": "Your previous reply is still being written. Wait for it (or stop it), then send again.",
+        "zh": "上一条回复还在生成中。请等它完成（或停止它）后再发送。",
     },
     "request_too_big": {
         "en": "This is too long to send: about {tokens} tokens with the files and turns it needs, and this "

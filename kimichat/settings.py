@@ -52,6 +52,16 @@ class Settings:
     rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
     rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})
     rate_limit_storage_url: str = field(default="memory://", metadata={"env": "RATE_LIMIT_STORAGE_URL"})
+    visitor_tokens_per_hour: int = field(default=300_000, metadata={"env": "VISITOR_TOKENS_PER_HOUR"})
+    visitor_tokens_per_day: int = field(default=1_000_000, metadata={"env": "VISITOR_TOKENS_PER_DAY"})
+    signed_in_factor: int = field(default=3, metadata={"env": "SIGNED_IN_FACTOR"})
+    address_replies: int = field(default=3, metadata={"env": "ADDRESS_REPLIES"})
+    space_messages_per_minute: int = field(default=60, metadata={"env": "SPACE_MESSAGES_PER_MINUTE"})
+    space_messages_per_hour: int = field(default=1500, metadata={"env": "SPACE_MESSAGES_PER_HOUR"})
+    space_messages_per_day: int = field(default=10_000, metadata={"env": "SPACE_MESSAGES_PER_DAY"})
+    space_tokens_per_minute: int = field(default=1_000_000, metadata={"env": "SPACE_TOKENS_PER_MINUTE"})
+    space_tokens_per_hour: int = field(default=5_000_000, metadata={"env": "SPACE_TOKENS_PER_HOUR"})
+    space_tokens_per_day: int = field(default=20_000_000, metadata={"env": "SPACE_TOKENS_PER_DAY"})
     trust_forwarded_for: bool | None = field(default=None, metadata={"env": "TRUST_FORWARDED_FOR", "kind": bool})
     forwarded_hops: int = field(default=1, metadata={"env": "FORWARDED_HOPS"})
     upstream_concurrency: int = field(default=50, metadata={"env": "UPSTREAM_CONCURRENCY"})
@@ -81,7 +91,24 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if not settings.base_url.startswith(("http://", "https://")):
             raise SettingsError(f"MOONSHOT_BASE_URL must start with https:// (got {settings.base_url!r})")
+        settings.check_ceilings()
         return settings
+
+    @property
+    def largest_request(self) -> int:
+        """The most one request can reserve: the request bound plus the larger reply budget."""
+        return self.max_request_tokens + max(self.max_reply_tokens, self.thinking_reply_tokens)
+
+    def check_ceilings(self) -> None:
+        """A token ceiling below one request's reservation would refuse every message: say so at startup."""
+        for f in fields(self):
+            if f.metadata["env"].endswith(("TOKENS_PER_MINUTE", "TOKENS_PER_HOUR", "TOKENS_PER_DAY")):
+                value = getattr(self, f.name)
+                if 0 < value < self.largest_request:
+                    raise SettingsError(
+                        f"{f.metadata['env']}={value} is below one request's reservation ({self.largest_request}: "
+                        "MAX_REQUEST_TOKENS plus the reply budget); raise it, lower those, or set 0 for no limit"
+                    )
 
     @property
     def proxy_hops(self) -> int:

@@ -18,9 +18,9 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from .attachments import ACCEPTED
-from .chat import ChatService, Update, Visitor
+from .chat import ChatService, Update
 from .conversation import conversation_persona
-from .guard import visitor_ids
+from .guard import Visitor, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .middleware import BodyLimit, ClosedRoutes, PagePolicy
 from .personas import Persona, PersonaFile

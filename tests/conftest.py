@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from kimi_server import KimiServer
+from kimi_server import KimiServer, free_port
 from rig import KEY, ROOT, RunningApp, launch_app
 
 from kimichat.chat import ChatService, Update
@@ -25,7 +27,21 @@ PERSONAS = load_personas(ROOT / "personas.yaml")  # the shipped persona file, re
 PNG = base64.b64decode(  # a 1x1 transparent PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
-NO_RATE_LIMITS = {"RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_HOUR": "0"}  # every test client is 127.0.0.1
+# Every test client is 127.0.0.1, and one app serves a whole module: limits are off unless a test sets them.
+NO_LIMITS = {
+    "rate_limit_per_minute": 0,
+    "rate_limit_per_hour": 0,
+    "address_replies": 0,
+    "space_messages_per_minute": 0,
+    "space_messages_per_hour": 0,
+    "space_messages_per_day": 0,
+    "space_tokens_per_minute": 0,
+    "space_tokens_per_hour": 0,
+    "space_tokens_per_day": 0,
+    "visitor_tokens_per_hour": 0,
+    "visitor_tokens_per_day": 0,
+}
+NO_RATE_LIMITS = {name.upper(): str(value) for name, value in NO_LIMITS.items()}  # the same, as the app's env
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +60,7 @@ def upstream(kimi: KimiServer) -> KimiServer:
 
 def make_service(base_url: str, **overrides) -> ChatService:
     """The chat service as the app builds it, against ``base_url``, without rate limits unless asked."""
-    values = {"api_key": KEY, "base_url": base_url, "rate_limit_per_minute": 0, "rate_limit_per_hour": 0}
+    values = {"api_key": KEY, "base_url": base_url, **NO_LIMITS}
     return ChatService.from_settings(Settings(**{**values, **overrides}), PERSONAS)
 
 
@@ -112,3 +128,25 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server on loopback for this run (Debian's redis-server), as replicas would share."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is missing: apt-get install -y redis-server (see .ci/run)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    assert wait_for(
+        lambda: (
+            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip()
+            == "PONG"
+        ),
+        10,
+    )
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()

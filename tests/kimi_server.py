@@ -336,7 +336,8 @@ class KimiServer:
                 yield chunk({"tool_calls": [first]})
                 for part in (arguments[:20], arguments[20:]):
                     yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
-                usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                prompt = prompt_tokens(call.body["messages"])
+                usage = {"prompt_tokens": prompt, "completion_tokens": 5, "total_tokens": prompt + 5}
                 yield chunk({}, "tool_calls", usage=usage)
                 call.completed = True  # before the last yield: the client may hang up as soon as it reads it
                 yield b"data: [DONE]\n\n"
@@ -362,7 +363,7 @@ class KimiServer:
                     yield f'data: {{"id":"{cid}","object":"chat.completion.chunk","choices":[]}}\n\n'.encode()
                 yield chunk({"content": token})
                 await asyncio.sleep(delay)
-            prompt = sum(len(str(m.get("content", ""))) for m in call.body["messages"]) // 4 + 1
+            prompt = prompt_tokens(call.body["messages"])
             usage = {
                 "prompt_tokens": prompt,
                 "completion_tokens": len(answer),
@@ -447,6 +448,11 @@ def refuse_parameters(body: dict[str, Any]) -> str:
             if call.get("type") != "builtin_function":
                 return f"invalid tool call type {call.get('type')!r}: $web_search is a builtin_function"
     return ""
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """The prompt_tokens a reply reports: about one per four characters sent."""
+    return sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
 
 
 def count_tokens(messages: list[dict[str, Any]]) -> int:

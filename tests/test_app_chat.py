@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import httpx
 import pytest
-from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, notes_of, wait_for
-
-from kimichat.chat import ChatService
-from kimichat.settings import Settings
+from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, make_service, notes_of, wait_for
 
 
 def test_reply_streams_in_several_updates(client, upstream):
@@ -98,7 +96,8 @@ def test_a_thinking_model_gets_no_temperature_and_shows_no_slider(client, upstre
     messages, _ = ask(client, "think it over", "writing-tutor", "kimi-k2-thinking", 0.7)
     assert answer_of(messages).startswith("Echo: thin")
     assert "temperature" not in upstream.calls[-1].body
-    service = ChatService.from_settings(Settings(), PERSONAS)  # no key: its model list is the built-in one
+    service = make_service(upstream.base_url)
+    asyncio.run(service.catalog.models())  # the key's list, as the page's load event fetches it
     page = Page(service)
     assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-thinking")["visible"] is False
     assert page.temperature(PERSONAS.by_id["writing-tutor"], "kimi-k2-turbo-preview")["visible"] is True

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from conftest import KEY, answer_of, ask, launch_app, notes_of, wait_for
-from kimi_server import free_port
 
 VISITOR_KEY = "sk-test-visitor-MARKER-91c2"
 
@@ -54,27 +51,6 @@ def test_a_made_up_forwarded_for_entry_does_not_make_a_new_visitor(limited_app, 
         answered += answer_of(chat(spoofer, f"spoof {i}")[0]).startswith("Echo")
     assert answered == 3
     assert len([c for c in upstream.calls if c.last_user.startswith("spoof")]) == 3
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is missing: apt-get install -y redis-server (see .ci/run)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    assert wait_for(
-        lambda: (
-            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip()
-            == "PONG"
-        ),
-        10,
-    )
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
 
 
 def test_replicas_share_rate_limits_through_redis(kimi, upstream, redis_url, tmp_path):

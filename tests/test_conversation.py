@@ -10,6 +10,7 @@ from kimichat.conversation import (
     build_messages,
     conversation_tokens,
     current_segment,
+    fit_to_context,
     persona_tag,
     text_of,
     turns,
@@ -102,3 +103,19 @@ def test_localized_prompt_follows_the_visitor():
     researcher = PERSONAS.by_id["researcher"]
     assert "实验室老猫" in build_messages(researcher, turns([user("你好")]), "zh")[0]["content"]
     assert "Lab Cat" in build_messages(researcher, turns([user("hi")]), "en")[0]["content"]
+
+
+def test_trimming_keeps_the_question_its_search_rounds_answer():
+    """In a search round the last message is a tool answer: the question before it and its rounds
+    are the new turn; only older turns go (a request is never sent without its question)."""
+    call = {"id": "c1", "type": "builtin_function", "function": {"name": "$web_search", "arguments": "{}"}}
+    messages = [
+        {"role": "system", "content": "prompt"},
+        {"role": "user", "content": "old " * 300},
+        {"role": "assistant", "content": "old answer"},
+        {"role": "user", "content": "the new question"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "name": "$web_search", "content": "{}"},
+    ]
+    fitted = fit_to_context(messages, 1, 20)  # too small even for the new turn: the caller will refuse it
+    assert [m["content"] for m in fitted] == ["prompt", "the new question", "", "{}"]

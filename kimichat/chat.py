@@ -49,6 +49,7 @@ from .kimi import (
     make_client,
     stream_reply,
 )
+from .markup import defuse_forms
 from .models import ModelCatalog, ModelInfo
 from .personas import Persona, PersonaFile
 from .settings import Settings
@@ -124,12 +125,12 @@ class _Reply:
                 metadata["status"] = "pending"
             else:
                 metadata.update(status="done", duration=self.thinking_seconds)
-            out.append({"role": "assistant", "content": self.thinking, "metadata": metadata})
+            out.append({"role": "assistant", "content": defuse_forms(self.thinking), "metadata": metadata})
         if self.text:
             metadata = persona_tag(self.persona.id)
             if self.tokens:
                 metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
-            out.append({"role": "assistant", "content": self.text, "metadata": metadata})
+            out.append({"role": "assistant", "content": defuse_forms(self.text), "metadata": metadata})
         out += [note(text, self.lang) for text in self.notes]
         return out
 

@@ -296,7 +296,10 @@ def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
         image = page.locator(f'#chatbot img[src*="{port}/exfil"]').last
         expect(image).to_be_attached()  # rendered: the browser was asked to load it
         assert wait_for(lambda: image.evaluate("img => img.complete"), 10)  # and has finished with it
-        if page.locator("#chatbot #steal").count():  # a form that survived the chatbot's sanitizing
+        reply = page.locator(BOT).last
+        expect(reply).to_contain_text('<form action="http://127.0.0.1')  # the reply's form shows as text
+        expect(reply.locator("form, button#steal")).to_have_count(0)
+        if page.locator("#chatbot #steal").count():  # the visitor's own message renders their form
             page.evaluate(  # kept on the page, awaited after the click
                 "() => { window.blocked = new Promise(done => document.addEventListener("
                 "'securitypolicyviolation', (e) => done(e.effectiveDirective), {once: true})); }"

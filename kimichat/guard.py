@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -90,13 +91,41 @@ def _per(windows: tuple[tuple[type[RateLimitItem], int], ...]) -> list[RateLimit
     return [item(amount) for item, amount in windows if amount > 0]
 
 
+def _storage(settings: Settings) -> Storage:
+    """The counters' home: in memory, or Redis when replicas share them (``RATE_LIMIT_STORAGE_URL``)."""
+    options = {"implementation": "redispy"} if "redis" in settings.rate_limit_storage_url else {}
+    return storage_from_string(_storage_uri(settings.rate_limit_storage_url), **options)
+
+
+class UploadGate:
+    """Uploads per address (``UPLOADS_PER_MINUTE``, ``UPLOADS_PER_HOUR``): a file is stored before
+    any message names it, and an upload request carries no session, so the address is who counts."""
+
+    def __init__(self, settings: Settings):
+        self._limiter = MovingWindowRateLimiter(_storage(settings))
+        self._items = _per(
+            ((RateLimitItemPerMinute, settings.uploads_per_minute), (RateLimitItemPerHour, settings.uploads_per_hour))
+        )
+        self._hops = settings.proxy_hops
+
+    async def allows(self, headers: Mapping[str, str], client_host: str | None) -> bool:
+        """Count one upload from this address; False if it is over a limit (then nothing is counted)."""
+        address = visitor_ids(headers, client_host, None, self._hops)[0]
+        for item in self._items:
+            if not await self._limiter.test(item, "upload", address):
+                log.warning("upload limited limit=%s", item)
+                return False
+        for item in self._items:
+            await self._limiter.hit(item, "upload", address)
+        return True
+
+
 class Guard:
     """The gates; one per process, shared by all visitors (it holds no messages)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        options = {"implementation": "redispy"} if "redis" in settings.rate_limit_storage_url else {}
-        storage = storage_from_string(_storage_uri(settings.rate_limit_storage_url), **options)
+        storage = _storage(settings)
         self._limiter = MovingWindowRateLimiter(storage)
         self._meter = TokenMeter(storage)
         s, factor = settings, max(1, settings.signed_in_factor)

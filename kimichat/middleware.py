@@ -2,13 +2,15 @@
 
 Pure ASGI: it looks at each request's path and headers once and then steps aside, so streamed
 replies pay nothing per update. It answers what Gradio has no setting for: routes this app does
-not serve, and request bodies too large to be a chat's.
+not serve, request bodies too large to be a chat's, and uploads past a visitor's upload limits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from .guard import UploadGate
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -82,4 +84,20 @@ class ClosedRoutes:
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith(CLOSED):
             await _answer(send, 404, b"Not Found")
             return
+        await self.app(scope, receive, send)
+
+
+class UploadLimit:
+    """429 for an upload past the address's upload limits (``UploadGate``), before it is read."""
+
+    def __init__(self, app: ASGIApp, gate: UploadGate) -> None:
+        self.app, self.gate = app, gate
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/upload"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            client = scope.get("client")
+            if not await self.gate.allows(headers, client[0] if client else None):
+                await _answer(send, 429, b"Too Many Requests")
+                return
         await self.app(scope, receive, send)

@@ -20,9 +20,9 @@ from starlette.middleware import Middleware
 from .attachments import ACCEPTED
 from .chat import ChatService, Update
 from .conversation import conversation_persona
-from .guard import Visitor, visitor_ids
+from .guard import UploadGate, Visitor, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
-from .middleware import BodyLimit, ClosedRoutes, PagePolicy
+from .middleware import BodyLimit, ClosedRoutes, PagePolicy, UploadLimit
 from .personas import Persona, PersonaFile
 from .settings import Settings
 
@@ -210,7 +210,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     page = Page(service)
     first = personas.first
 
-    with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True) as demo:
+    kept = max(2, settings.files_kept_seconds)  # uploads (and their copies) go after this long
+    with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True, delete_cache=(max(1, kept // 4), kept)) as demo:
         setup = gr.Markdown(setup_panel(settings, "en"), visible=not settings.has_key, elem_id="setup-panel")
         if settings.space_id:
             gr.DuplicateButton(LABELS("duplicate"), size="sm", elem_id="duplicate")
@@ -298,6 +299,7 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400
     # waiting, "auto" cost 48 ms of CPU per reply against 27-31 ms (benchmarks/load.py --users 500).
     demo.queue(
+        api_open=False,  # as on a Space (Gradio's default elsewhere is open): no call skips the queue
         max_size=settings.queue_max_size,
         default_concurrency_limit=settings.chat_concurrency,
         status_update_rate=2.0,
@@ -325,6 +327,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
             "middleware": [
                 Middleware(ClosedRoutes),
                 Middleware(BodyLimit, limit=int(settings.max_body_mb * 2**20)),
+                Middleware(UploadLimit, gate=UploadGate(settings)),
                 Middleware(PagePolicy),
             ]
         },

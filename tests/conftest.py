@@ -40,6 +40,8 @@ NO_LIMITS = {
     "space_tokens_per_day": 0,
     "visitor_tokens_per_hour": 0,
     "visitor_tokens_per_day": 0,
+    "uploads_per_minute": 0,
+    "uploads_per_hour": 0,
 }
 NO_RATE_LIMITS = {name.upper(): str(value) for name, value in NO_LIMITS.items()}  # the same, as the app's env
 

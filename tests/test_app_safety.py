@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,8 @@ def limited_app(kimi, tmp_path_factory):
         "MOONSHOT_BASE_URL": kimi.base_url,
         "RATE_LIMIT_PER_MINUTE": "3",
         "TRUST_FORWARDED_FOR": "true",
+        "UPLOADS_PER_MINUTE": "2",
+        "FILES_KEPT_SECONDS": "3",
     }
     running = launch_app(tmp_path_factory.mktemp("limited"), env)
     yield running
@@ -151,6 +154,37 @@ def test_an_upload_over_max_file_mb_is_refused_before_it_is_stored(app, tmp_path
             with path.open("rb") as f:
                 response = http.post("gradio_api/upload", files={"files": (path.name, f, "text/plain")})
             assert (response.status_code == 200) is allowed, (path.name, response.status_code, response.text[:200])
+
+
+def upload(http: httpx.Client, name: str, address: str) -> httpx.Response:
+    return http.post(
+        "gradio_api/upload", files={"files": (name, b"some notes", "text/plain")}, headers={"X-Forwarded-For": address}
+    )
+
+
+def test_uploads_count_against_the_address(limited_app):
+    """UPLOADS_PER_MINUTE (2 here) per address: a file is stored before any message names it, so
+    uploads are limited where they arrive; another address is not held back."""
+    with httpx.Client(base_url=limited_app.url, timeout=30) as http:
+        codes = [upload(http, f"n{i}.txt", "198.51.100.40").status_code for i in range(3)]
+        assert codes == [200, 200, 429]
+        assert upload(http, "other.txt", "198.51.100.41").status_code == 200
+
+
+def test_uploads_are_deleted_after_files_kept_seconds(limited_app):
+    """Blocks(delete_cache=...) from FILES_KEPT_SECONDS (3 here): a stored upload does not stay."""
+    with httpx.Client(base_url=limited_app.url, timeout=30) as http:
+        response = upload(http, "kept.txt", "198.51.100.42")
+    stored = Path(response.json()[0])
+    assert stored.exists()
+    assert wait_for(lambda: not stored.exists(), 20)
+
+
+def test_no_call_skips_the_queue(app):
+    """api_open=False as on a Space: /chat is served through the queue only (and its limits)."""
+    body = {"data": [{"text": "hi", "files": []}, [], "assistant", "", 0.5, ""]}
+    response = httpx.post(app.url + "gradio_api/run/chat", json=body, timeout=30)
+    assert response.status_code == 404 and "join the queue" in response.text
 
 
 def test_an_oversized_request_body_is_refused_before_it_is_read(app):

@@ -207,7 +207,7 @@ class ChatService:
         with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
-                yield Update([note(self._told(refusal, lang), lang)])
+                yield Update([note(self._told(refusal, lang, visitor), lang)])
                 return
             shown = conversation_tokens(segment)  # the page's own count, for the usage line only
             async for update in self._reply(persona, conversation, said, model_id, temperature, lang, visitor):
@@ -268,10 +268,14 @@ class ChatService:
             if own_client is not None:
                 await own_client.close()
 
-    def _told(self, refusal: Refusal, lang: Lang) -> str:
+    def _told(self, refusal: Refusal, lang: Lang, visitor: Visitor) -> str:
+        """The refusal in the visitor's words; a limit that signing in would raise says so."""
         if refusal.key == "no_key":  # with where the owner adds it
             return Failure("no_key").message(lang, self.settings.settings_url)
-        return t(refusal.key, lang, **refusal.values)
+        told = t(refusal.key, lang, **refusal.values)
+        if refusal.key in ("rate_limited", "token_limited") and self.settings.sign_in and not visitor.signed_in:
+            told += " " + t("sign_in_for_more", lang, factor=self.settings.signed_in_factor)
+        return told
 
     async def _refusal(self, conversation: list[Turn], said: VisitorMessage, visitor: Visitor) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
@@ -356,7 +360,7 @@ class ChatService:
             # Space's token ceilings (each search round and retry too), and settled to its usage.
             held = await self.guard.reserve(target.visitor, size + max_tokens)
             if isinstance(held, Refusal):
-                reply.notes.append(self._told(held, lang))
+                reply.notes.append(self._told(held, lang, target.visitor))
                 done.failed = True
                 return
             done.calls.clear()

@@ -176,6 +176,10 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "You have used this Space's token allowance for now. Please wait about {minutes} min.",
         "zh": "你暂时用完了本 Space 的 token 额度，请约 {minutes} 分钟后再试。",
     },
+    "sign_in_for_more": {
+        "en": "Signed in with Hugging Face, you get {factor} times as much.",
+        "zh": "用 Hugging Face 账号登录后，额度是现在的 {factor} 倍。",
+    },
     "one_at_a_time": {
         "en": "Your previous reply is still being written. Wait for it (or stop it), then send again.",
         "zh": "上一条回复还在生成中。请等它完成（或停止它）后再发送。",

@@ -76,6 +76,8 @@ class Settings:
     queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE"})
     updates_per_second: float = field(default=11.0, metadata={"env": "UI_UPDATES_PER_SECOND"})
     space_id: str = field(default="", metadata={"env": "SPACE_ID"})
+    # Set by Spaces when the README says `hf_oauth: true`: visitors may then sign in with Hugging Face.
+    oauth_client_id: str = field(default="", metadata={"env": "OAUTH_CLIENT_ID"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +126,12 @@ class Settings:
     def allowed(self) -> frozenset[str]:
         """The model ids visitors may use (``ALLOWED_MODELS``, comma-separated); empty: any listed."""
         return frozenset(m.strip() for m in self.allowed_models.split(",") if m.strip())
+
+    @property
+    def sign_in(self) -> bool:
+        """Whether visitors can sign in: only where the Space's OAuth is set up (off a Space, any
+        login button would make Gradio need the machine's own Hugging Face login at startup)."""
+        return bool(self.oauth_client_id)
 
     @property
     def has_key(self) -> bool:

@@ -149,10 +149,13 @@ class Page:
 
     # -- events -----------------------------------------------------------------------------
 
-    def visitor(self, request: gr.Request, own_key: str) -> Visitor:
+    def visitor(self, request: gr.Request, own_key: str, profile: gr.OAuthProfile | None) -> Visitor:
+        """Who asks: their Hugging Face account if signed in (Gradio reads it from the session the
+        Space's OAuth signed), else their address; their session; the key they typed, if allowed."""
         host = request.client.host if request.client else None
+        user = profile.username if profile is not None and self.settings.sign_in else None
         return Visitor(
-            visitor_ids(request.headers, host, request.session_hash, self.settings.proxy_hops),
+            visitor_ids(request.headers, host, request.session_hash, self.settings.proxy_hops, user),
             (own_key or "").strip() if self.settings.allow_visitor_keys else "",
         )
 
@@ -165,12 +168,12 @@ class Page:
         temperature: float,
         own_key: str,
         request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         """ChatInterface's ``fn``: the reply's messages as they grow, and the usage line."""
         lang = lang_of(request)
-        updates = self.service.reply(
-            message, history or [], persona_id, model_id or None, temperature, lang, self.visitor(request, own_key)
-        )
+        visitor = self.visitor(request, own_key, profile)
+        updates = self.service.reply(message, history or [], persona_id, model_id or None, temperature, lang, visitor)
         async for update in updates:
             yield update.messages, usage_line(update, lang)
 
@@ -215,6 +218,8 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         setup = gr.Markdown(setup_panel(settings, "en"), visible=not settings.has_key, elem_id="setup-panel")
         if settings.space_id:
             gr.DuplicateButton(LABELS("duplicate"), size="sm", elem_id="duplicate")
+        if settings.sign_in:  # signed-in visitors are their account, with SIGNED_IN_FACTOR times the limits
+            gr.LoginButton(SIGN_IN, LOG_OUT, size="sm", elem_id="sign-in")
         with gr.Row(equal_height=True, elem_id="persona-row"):
             picker = gr.Dropdown(
                 choices=persona_choices(personas, "en"),
@@ -305,6 +310,10 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         status_update_rate=2.0,
     )
     return demo
+
+
+# One text for both languages: the button's own script compares its label with this value.
+SIGN_IN, LOG_OUT = "Sign in with Hugging Face · 登录", "Log out ({}) · 退出"
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:

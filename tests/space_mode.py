@@ -5,8 +5,9 @@
 With ``SYSTEM=spaces`` and `spaces` installed, Gradio opens a reload server on 0.0.0.0:7887,
 so this runs only inside a namespace of its own (``space_namespace`` below refuses otherwise):
 there 0.0.0.0 reaches nothing but that namespace's loopback. It starts the local Kimi server and
-the ZeroGPU device-API stand-in, then the app with ZeroGPU's variables, once with a key and once
-without, and prints one JSON report on its last line. PYTHON may be a bare Space venv
+the ZeroGPU device-API stand-in and a Hugging Face sign-in stand-in, then the app with ZeroGPU's
+variables: with a key, without one, and with ``hf_oauth``'s variables (a visitor signs in), and
+prints one JSON report on its last line. PYTHON may be a bare Space venv
 (gradio[oauth], spaces, requirements.txt): everything used here comes with Gradio. Exits 1 and
 names each problem when the app would not survive on ZeroGPU.
 """
@@ -23,7 +24,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from gradio_client import Client
 from kimi_server import KimiServer
+from oidc_server import OidcServer
 from rig import KEY, ROOT, RunningApp, launch_app
 from zerogpu_server import ZeroGpuServer
 
@@ -75,8 +78,38 @@ def setup_panel(app: RunningApp) -> dict:
     return next(c["props"] for c in components if c["props"].get("elem_id") == "setup-panel")
 
 
+def sign_in(app: RunningApp) -> str:
+    """ "Sign in with Hugging Face" as a browser goes through it; returns the app's session cookie.
+    The cookie is Secure (a Space is served over https), so it is carried by hand over loopback."""
+    with httpx.Client(timeout=10) as http:
+        start = http.get(app.url + "login/huggingface")  # to the provider, the login's state in the session
+        back = http.get(start.headers["location"])  # the provider sends the visitor back with a code
+        callback = back.headers["location"].replace("https://tester-kimi-chat.hf.space/", app.url)
+        done = http.get(callback, headers={"cookie": f"session={start.cookies['session']}"})
+        assert done.status_code in (302, 307), done.text[:300]
+        return done.cookies["session"]
+
+
+def signed_in_limits(app: RunningApp) -> dict:
+    """With one message a minute per visitor and three times that for an account: how many of
+    four messages a signed-in visitor gets answered, then an anonymous one from the same address."""
+
+    def answered(client) -> bool:
+        messages, _ = client.predict({"text": "hi", "files": []}, "assistant", "", 0.6, "", api_name="/chat")
+        return any(str(m["content"]).startswith("Echo") for m in messages)
+
+    account = Client(app.url, headers={"cookie": f"session={sign_in(app)}"}, verbose=False)
+    anonymous = Client(app.url, verbose=False)
+    ids = {c["props"].get("elem_id") for c in httpx.get(app.url + "config", timeout=10).json()["components"]}
+    return {
+        "sign_in_button": "sign-in" in ids,
+        "account_answered": sum(answered(account) for _ in range(4)),
+        "anonymous_answered": sum(answered(anonymous) for _ in range(2)),
+    }
+
+
 def run(app_dir: Path, python: str) -> dict:
-    kimi, zerogpu = KimiServer(api_key=KEY).start(), ZeroGpuServer().start()
+    kimi, zerogpu, provider = KimiServer(api_key=KEY).start(), ZeroGpuServer().start(), OidcServer().start()
     logs = Path(tempfile.mkdtemp(prefix="space-mode-"))
     report: dict = {"python": sys.version.split()[0]}
     try:
@@ -93,8 +126,16 @@ def run(app_dir: Path, python: str) -> dict:
             report["gpu_asks"] = zerogpu.gpu_asks
             ids = {c["props"].get("elem_id") for c in httpx.get(app.url + "config", timeout=10).json()["components"]}
             report["duplicate_button"] = "duplicate" in ids  # shown on a Space only
+            report["sign_in_without_oauth"] = "sign-in" in ids  # no hf_oauth variables: no button
         finally:
             app.stop()
+        limits = {"RATE_LIMIT_PER_MINUTE": "1", "SIGNED_IN_FACTOR": "3", **provider.space_env()}
+        env = space_env(zerogpu, MOONSHOT_API_KEY=KEY, MOONSHOT_BASE_URL=kimi.base_url, **limits)
+        signed = launch_app(logs, env, python=python, cwd=app_dir)
+        try:
+            report["oauth"] = signed_in_limits(signed)
+        finally:
+            signed.stop()
         keyless = launch_app(logs, space_env(zerogpu, MOONSHOT_BASE_URL=kimi.base_url), python=python, cwd=app_dir)
         try:
             report["keyless_panel"] = setup_panel(keyless)
@@ -103,6 +144,7 @@ def run(app_dir: Path, python: str) -> dict:
     finally:
         kimi.stop()
         zerogpu.stop()
+        provider.stop()
     return report
 
 
@@ -117,6 +159,13 @@ def problems(report: dict) -> list[str]:
         found.append(f"a visitor's call asked ZeroGPU for a GPU: {report['gpu_asks']}")
     if not report.get("duplicate_button"):
         found.append("the Duplicate button does not show on the Space")
+    if report.get("sign_in_without_oauth"):
+        found.append("a sign-in button shows without the Space's OAuth variables")
+    oauth = report.get("oauth", {})
+    if not oauth.get("sign_in_button"):
+        found.append("with hf_oauth's variables no sign-in button shows")
+    if (oauth.get("account_answered"), oauth.get("anonymous_answered")) != (3, 1):
+        found.append(f"signed-in visitors are not limited on their account with higher limits: {oauth}")
     panel = report.get("keyless_panel", {})
     if not panel.get("visible") or "huggingface.co/spaces/tester/kimi-chat/settings" not in panel.get("value", ""):
         found.append("without a key the setup panel with the settings link does not show")

@@ -24,7 +24,8 @@ def front_matter() -> dict:
 
 def pins() -> dict[str, str]:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    pairs = (line.split(";")[0].strip().split("==") for line in lines if line and not line.startswith("#"))
+    return {name.split("[")[0]: version for name, version in pairs}  # gradio[oauth] is gradio
 
 
 def test_readme_front_matter_is_a_valid_space_config():
@@ -85,6 +86,10 @@ def test_a_zerogpu_space_starts_chats_and_never_asks_for_a_gpu(space_copy):
     assert report["answer"].startswith("Echo: hello space") and "tokens" in report["usage"]
     assert report["functions_called"] > 10 and report["gpu_asks"] == []
     assert "MOONSHOT_API_KEY" in report["keyless_panel"]["value"]
+    # Sign-in both ways: no button without hf_oauth's variables; with them, a visitor who signs in
+    # is their account, with SIGNED_IN_FACTOR (3) times the one message a minute an address gets.
+    assert report["sign_in_without_oauth"] is False
+    assert report["oauth"] == {"sign_in_button": True, "account_answered": 3, "anonymous_answered": 1}
 
 
 def test_gradio_hot_reload_serves_and_chats(kimi, upstream, tmp_path):

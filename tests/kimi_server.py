@@ -116,6 +116,8 @@ class Call:
     completed: bool = False
     disconnected: bool = False
     url: str = ""
+    at: float = field(default_factory=time.time)  # when it arrived
+    total_tokens: int = 0  # the usage its stream reported, once it did
 
     @property
     def system(self) -> str:
@@ -311,6 +313,8 @@ class KimiServer:
 
         delay = float(d.get("delay", self.token_delay))
         answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)), *call.attachments)
+        if len(answer) > int(call.body.get("max_tokens") or len(answer)):  # cut at max_tokens, as Kimi does
+            answer, d = answer[: int(call.body["max_tokens"])], {**d, "length": ""}
         searching = "alwaystool" in d or (
             call.offers_search and ("searchloop" in d or call.body["messages"][-1]["role"] != "tool")
         )
@@ -338,6 +342,7 @@ class KimiServer:
                     yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
                 prompt = prompt_tokens(call.body["messages"])
                 usage = {"prompt_tokens": prompt, "completion_tokens": 5, "total_tokens": prompt + 5}
+                call.total_tokens = usage["total_tokens"]
                 yield chunk({}, "tool_calls", usage=usage)
                 call.completed = True  # before the last yield: the client may hang up as soon as it reads it
                 yield b"data: [DONE]\n\n"
@@ -371,6 +376,7 @@ class KimiServer:
                 "cached_tokens": 0,
             }
             finish = "length" if "length" in d else "content_filter" if "filter" in d else "stop"
+            call.total_tokens = usage["total_tokens"]
             yield chunk({}, finish, usage=usage)
             call.completed = True  # before the last yield: the client may hang up as soon as it reads it
             yield b"data: [DONE]\n\n"

@@ -1,10 +1,8 @@
 """Persona + history + message -> a stream of chat updates for the UI.
 
-Updates are plain message dicts (Gradio takes them as they are), so this module is
-tested and benchmarked without a browser. The path of one message:
-gates (guard) -> messages (conversation) -> Kimi stream (kimi) -> coalesced updates.
-UI updates are coalesced in time: nobody reads 50 redraws a second, and each redraw
-costs the server a diff and a send.
+The path of one message: gates (guard) -> messages (conversation) -> tokens reserved
+(guard, spend) -> Kimi stream (kimi) -> the reply as it grows (reply) -> paced updates.
+Nothing here knows Gradio, so it is tested and benchmarked without a browser.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from openai import AsyncOpenAI
 
 from .attachments import MAX_IMAGE_BYTES, MAX_IMAGES, Attachments, FileUnreadable, images_to_send, kind_of
 from .conversation import (
-    TOKENS_PREFIX,
     Turn,
     VisitorMessage,
     build_messages,
@@ -31,7 +28,6 @@ from .conversation import (
     estimate_tokens,
     fit_to_context,
     new_turn_start,
-    persona_tag,
     turns,
 )
 from .failures import Failure, FirstTokenTimeout, classify, log_failure
@@ -49,90 +45,12 @@ from .kimi import (
     make_client,
     stream_reply,
 )
-from .markup import defuse_forms
 from .models import ModelCatalog, ModelInfo
 from .personas import Persona, PersonaFile
+from .reply import Pace, Reply, Update, note
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, Any]
-
-
-@dataclass
-class Update:
-    """What the chat shows now; ``usage`` and ``model`` are set on the last update."""
-
-    messages: list[Message]
-    usage: Usage | None = None
-    model: str = ""
-    conversation_tokens: int = 0  # on the last update: the whole conversation's tokens, this reply included
-
-
-def note(text: str, lang: Lang) -> Message:
-    """A message styled apart from the answer (it has a title), never sent to Kimi."""
-    return {"role": "assistant", "content": text, "metadata": {"title": "⚠️ " + t("note", lang)}}
-
-
-@dataclass
-class _Reply:
-    """The reply as it grows; ``messages()`` renders it for the chat."""
-
-    persona: Persona
-    lang: Lang
-    text: str = ""
-    thinking: str = ""
-    thinking_started: float = 0.0
-    thinking_seconds: float | None = None
-    steps: list[tuple[str, bool]] = field(default_factory=list)  # (title, done): reading, searching
-    notes: list[str] = field(default_factory=list)
-    tokens: int = 0
-
-    @property
-    def started(self) -> bool:
-        return bool(self.text or self.thinking)
-
-    def add_thinking(self, delta: str) -> None:
-        if not self.thinking:
-            self.thinking_started = time.monotonic()
-        self.thinking += delta
-
-    def add_text(self, delta: str) -> None:
-        self.end_thinking()
-        self.text += delta
-
-    def end_thinking(self) -> None:
-        """The first answer token (or the end of the stream) closes the thinking box."""
-        if self.thinking and self.thinking_seconds is None:
-            self.thinking_seconds = round(time.monotonic() - self.thinking_started, 1)
-
-    def step(self, title: str, index: int | None = None, done: bool = False) -> int:
-        """Show (or, given ``index``, update) a step before the answer: reading, searching."""
-        if index is None:
-            self.steps.append((title, done))
-            return len(self.steps) - 1
-        self.steps[index] = (title, done)
-        return index
-
-    def messages(self) -> list[Message]:
-        out: list[Message] = [
-            {"role": "assistant", "content": "", "metadata": {"title": title, "status": "done" if done else "pending"}}
-            for title, done in self.steps
-        ]
-        if self.thinking:
-            metadata: dict[str, Any] = {"title": "💭 " + t("thinking", self.lang)}
-            if self.thinking_seconds is None:
-                metadata["status"] = "pending"
-            else:
-                metadata.update(status="done", duration=self.thinking_seconds)
-            out.append({"role": "assistant", "content": defuse_forms(self.thinking), "metadata": metadata})
-        if self.text:
-            metadata = persona_tag(self.persona.id)
-            if self.tokens:
-                metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
-            out.append({"role": "assistant", "content": defuse_forms(self.text), "metadata": metadata})
-        out += [note(text, self.lang) for text in self.notes]
-        return out
 
 
 async def _first_token_deadline(events: AsyncIterator[Event], seconds: float) -> AsyncIterator[Event]:
@@ -240,7 +158,7 @@ class ChatService:
                 yield Update([note(refusal, lang)])
                 return
             all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
-            reply = _Reply(persona, lang)
+            reply = Reply(persona, lang)
             documents = [p for p in all_files if kind_of(p) == "document"]
             names = ", ".join(Path(p).name for p in documents)
             if documents:
@@ -294,7 +212,7 @@ class ChatService:
             return Refusal("budget", {"used": spent, "limit": budget})
         return None
 
-    async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: _Reply) -> AsyncIterator[Update]:
+    async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: Reply) -> AsyncIterator[Update]:
         """The reply's requests: one, or more when Kimi asks to search the web (each search
         round is a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
         lang = reply.lang
@@ -325,7 +243,7 @@ class ChatService:
             return
 
     async def _request(
-        self, target: _Target, messages: list[dict[str, Any]], reply: _Reply, done: _Round
+        self, target: _Target, messages: list[dict[str, Any]], reply: Reply, done: _Round
     ) -> AsyncIterator[Update]:
         """One request, tried again while no text has been shown (never after: no text is shown
         twice), once with the history trimmed harder if Kimi finds it too long. A failure ends as a
@@ -428,7 +346,7 @@ class ChatService:
         self,
         client: AsyncOpenAI,
         request: ChatRequest,
-        reply: _Reply,
+        reply: Reply,
         calls: dict[int, dict[str, Any]],
     ) -> AsyncIterator[Update]:
         """One request: Kimi's events folded into the reply, shown at most N times a second.
@@ -511,27 +429,6 @@ class _Round:
             for c in ordered
         ]
         return [turn, *answers]
-
-
-@dataclass
-class Pace:
-    """When a streaming reply is redrawn: the first piece at once, then one beat per ``interval``.
-
-    Beats are counted from the last beat, not from the last redraw: pieces seldom land on
-    the beat, and waiting a whole interval after each late redraw slowed 11 redraws a
-    second to the token cadence's 10 (at 50 tokens a second). After a long silence the
-    beat starts again from the piece that broke it, so no burst of redraws follows.
-    """
-
-    interval: float
-    next: float = float("-inf")
-
-    def due(self, now: float) -> bool:
-        if now < self.next:
-            return False
-        late = now - self.next
-        self.next = self.next + self.interval if late < self.interval else now + self.interval
-        return True
 
 
 def _add(total: Usage | None, more: Usage | None) -> Usage | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from openai import APIError, APIStatusError
 
 from .i18n import Lang, t
-from .kimi import ConnectionLost, StreamBroken, StreamTimeout
+from .kimi import ConnectionLost, StreamBroken, StreamEnded, StreamTimeout
 
 log = logging.getLogger("kimichat.failures")
 
@@ -86,8 +86,8 @@ def classify(exc: BaseException) -> Failure:
         # a header, say) is not repeated anywhere: the log gets the status alone.
         detail = error_type if ERROR_TYPE.fullmatch(error_type) else f"HTTP {status}"
         return Failure(_kind(status, error_type, text), status, detail, _told_wait(text))
-    if isinstance(exc, ConnectionLost):  # worth another try while nothing is shown
-        return Failure("connection", detail="connection error")
+    if isinstance(exc, (ConnectionLost, StreamEnded)):  # worth another try while nothing is shown
+        return Failure("connection", detail=str(exc) or "connection error")
     if isinstance(exc, (FirstTokenTimeout, StreamTimeout)):
         return Failure("timeout", detail="timeout")
     if isinstance(exc, StreamBroken):

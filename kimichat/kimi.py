@@ -83,6 +83,10 @@ class StreamBroken(Exception):
     """The stream stopped before its finish_reason, or sent something unreadable."""
 
 
+class StreamEnded(StreamBroken):
+    """The stream closed before its finish_reason: for the visitor, a connection that broke."""
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """Everything one reply needs; ``options()`` keeps only what the model accepts."""
@@ -200,5 +204,5 @@ async def stream_reply(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterat
         except json.JSONDecodeError:
             raise StreamBroken("malformed data in the stream") from None
     if reason is None:
-        raise StreamBroken("the stream ended before its finish_reason")
+        raise StreamEnded("the stream ended before its finish_reason")
     yield Finish(reason)

@@ -18,12 +18,13 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from .attachments import ACCEPTED
-from .chat import ChatService, Update
+from .chat import ChatService
 from .conversation import conversation_persona
 from .guard import UploadGate, Visitor, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .middleware import BodyLimit, ClosedRoutes, PagePolicy, UploadLimit
 from .personas import Persona, PersonaFile
+from .reply import Update
 from .settings import Settings
 
 LATEX = [

@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kimi_server import KimiServer, free_port
 from rig import KEY, ROOT, RunningApp, launch_app
 
-from kimichat.chat import ChatService, Update
+from kimichat.chat import ChatService
 from kimichat.personas import load_personas
+from kimichat.reply import Update
 from kimichat.settings import Settings
 
 __all__ = ["KEY", "ROOT", "RunningApp", "launch_app"]

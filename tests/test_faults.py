@@ -13,8 +13,9 @@ import pytest
 from conftest import KEY, answer_of, make_service, notes_of, run
 from kimi_server import free_port
 
-from kimichat.chat import Update, Visitor
 from kimichat.conversation import persona_tag
+from kimichat.guard import Visitor
+from kimichat.reply import Update
 
 # -- upstream faults before the first token -------------------------------------------------
 
@@ -77,11 +78,11 @@ async def test_content_filter_error_is_explained(service, upstream):
 # -- faults after text has streamed ------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["[[drop:4]]", "[[malformed]]"])
-async def test_partial_reply_is_kept_with_a_note_and_never_retried(service, upstream, fault):
+@pytest.mark.parametrize(("fault", "told"), [("[[drop:4]]", "cut off"), ("[[malformed]]", "could not be read")])
+async def test_partial_reply_is_kept_with_a_note_and_never_retried(service, upstream, fault, told):
     updates = await run(service, f"abcd {fault}")
     final = updates[-1].messages
-    assert answer_of(final).startswith("Echo: ") and "stopped part-way" in notes_of(final)
+    assert answer_of(final).startswith("Echo: ") and told in notes_of(final)
     assert len(upstream.calls) == 1
 
 

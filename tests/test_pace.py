@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from kimichat.chat import Pace
+from kimichat.reply import Pace
 
 
 def redraws(pace: Pace, times: list[float]) -> list[float]:

@@ -1,0 +1,119 @@
+"""A reply as it grows, and what the chat shows of it: plain message dicts (Gradio takes them
+as they are), so the reply is rendered and tested without a browser.
+
+Besides the answer, a reply shows its steps (reading, searching), its thinking (a collapsible
+box with its duration) and notes (limits, failures); those carry a ``metadata.title``, so they
+are for the eye and never go back to Kimi. Redraws are paced: nobody reads 50 a second, and
+each one costs the server a diff and a send.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conversation import TOKENS_PREFIX, persona_tag
+from .i18n import Lang, t
+from .kimi import Usage
+from .markup import defuse_forms
+from .personas import Persona
+
+Message = dict[str, Any]
+
+
+@dataclass
+class Update:
+    """What the chat shows now; ``usage`` and ``model`` are set on the last update."""
+
+    messages: list[Message]
+    usage: Usage | None = None
+    model: str = ""
+    conversation_tokens: int = 0  # on the last update: the whole conversation's tokens, this reply included
+
+
+def note(text: str, lang: Lang) -> Message:
+    """A message styled apart from the answer (it has a title), never sent to Kimi."""
+    return {"role": "assistant", "content": text, "metadata": {"title": "⚠️ " + t("note", lang)}}
+
+
+@dataclass
+class Reply:
+    """The reply as it grows; ``messages()`` renders it for the chat."""
+
+    persona: Persona
+    lang: Lang
+    text: str = ""
+    thinking: str = ""
+    thinking_started: float = 0.0
+    thinking_seconds: float | None = None
+    steps: list[tuple[str, bool]] = field(default_factory=list)  # (title, done): reading, searching
+    notes: list[str] = field(default_factory=list)
+    tokens: int = 0
+
+    @property
+    def started(self) -> bool:
+        return bool(self.text or self.thinking)
+
+    def add_thinking(self, delta: str) -> None:
+        if not self.thinking:
+            self.thinking_started = time.monotonic()
+        self.thinking += delta
+
+    def add_text(self, delta: str) -> None:
+        self.end_thinking()
+        self.text += delta
+
+    def end_thinking(self) -> None:
+        """The first answer token (or the end of the stream) closes the thinking box."""
+        if self.thinking and self.thinking_seconds is None:
+            self.thinking_seconds = round(time.monotonic() - self.thinking_started, 1)
+
+    def step(self, title: str, index: int | None = None, done: bool = False) -> int:
+        """Show (or, given ``index``, update) a step before the answer: reading, searching."""
+        if index is None:
+            self.steps.append((title, done))
+            return len(self.steps) - 1
+        self.steps[index] = (title, done)
+        return index
+
+    def messages(self) -> list[Message]:
+        out: list[Message] = [
+            {"role": "assistant", "content": "", "metadata": {"title": title, "status": "done" if done else "pending"}}
+            for title, done in self.steps
+        ]
+        if self.thinking:
+            metadata: dict[str, Any] = {"title": "💭 " + t("thinking", self.lang)}
+            if self.thinking_seconds is None:
+                metadata["status"] = "pending"
+            else:
+                metadata.update(status="done", duration=self.thinking_seconds)
+            out.append({"role": "assistant", "content": defuse_forms(self.thinking), "metadata": metadata})
+        if self.text:
+            metadata = persona_tag(self.persona.id)
+            if self.tokens:
+                metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
+            out.append({"role": "assistant", "content": defuse_forms(self.text), "metadata": metadata})
+        out += [note(text, self.lang) for text in self.notes]
+        return out
+
+
+@dataclass
+class Pace:
+    """When a streaming reply is redrawn: the first piece at once, then one beat per ``interval``.
+
+    Beats are counted from the last beat, not from the last redraw: pieces seldom land on
+    the beat, and waiting a whole interval after each late redraw slowed 11 redraws a
+    second to the token cadence's 10 (at 50 tokens a second). After a long silence the
+    beat starts again from the piece that broke it, so no burst of redraws follows.
+    """
+
+    interval: float
+    next: float = float("-inf")
+
+    def due(self, now: float) -> bool:
+        if now < self.next:
+            return False
+        late = now - self.next
+        self.next = self.next + self.interval if late < self.interval else now + self.interval
+        return True

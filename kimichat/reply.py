@@ -16,7 +16,7 @@ from typing import Any
 from .conversation import TOKENS_PREFIX, persona_tag
 from .i18n import Lang, t
 from .kimi import Usage
-from .markup import defuse_forms
+from .markup import defuse
 from .personas import Persona
 
 Message = dict[str, Any]
@@ -88,12 +88,12 @@ class Reply:
                 metadata["status"] = "pending"
             else:
                 metadata.update(status="done", duration=self.thinking_seconds)
-            out.append({"role": "assistant", "content": defuse_forms(self.thinking), "metadata": metadata})
+            out.append({"role": "assistant", "content": defuse(self.thinking), "metadata": metadata})
         if self.text:
             metadata = persona_tag(self.persona.id)
             if self.tokens:
                 metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
-            out.append({"role": "assistant", "content": defuse_forms(self.text), "metadata": metadata})
+            out.append({"role": "assistant", "content": defuse(self.text), "metadata": metadata})
         out += [note(text, self.lang) for text in self.notes]
         return out
 

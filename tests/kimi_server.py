@@ -163,6 +163,7 @@ class KimiServer:
     extract_delay: float = 0.0  # seconds before a document's extracted text comes back
     delete_failures: int = 0  # the next N file deletes fail with 500
     upload_delay: float = 0.0  # seconds between storing an upload and answering with its id
+    reply_prefix: str = ""  # text every reply starts with (what a steered Kimi might write)
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -182,7 +183,7 @@ class KimiServer:
         self.models = list(MODELS)
         self.tokens, self.token_delay, self.first_delay, self.models_status = 8, 0.0, 0.0, 200
         self.max_open_streams, self.models_calls, self.extract_delay, self.models_body = 0, 0, 0.0, None
-        self.delete_failures, self.upload_delay = 0, 0.0
+        self.delete_failures, self.upload_delay, self.reply_prefix = 0, 0.0, ""
         self.extra_keys.clear()
         self.files.clear()
         self.deleted.clear()
@@ -313,6 +314,7 @@ class KimiServer:
 
         delay = float(d.get("delay", self.token_delay))
         answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)), *call.attachments)
+        answer = [*(self.reply_prefix[i : i + 8] for i in range(0, len(self.reply_prefix), 8)), *answer]
         if len(answer) > int(call.body.get("max_tokens") or len(answer)):  # cut at max_tokens, as Kimi does
             answer, d = answer[: int(call.body["max_tokens"])], {**d, "length": ""}
         searching = "alwaystool" in d or (

@@ -274,6 +274,23 @@ def test_the_bot_avatar_follows_the_persona_and_new_chat_keeps_the_saved_one(ope
         expect(saved).to_contain_text(text)
 
 
+# Every way Markdown or HTML in a reply could make the browser fetch from another host by itself.
+REACHING_OUT = (
+    '<img src="{host}/img">',
+    '<iframe src="{host}/iframe"></iframe>',
+    '<video src="{host}/video" poster="{host}/poster" autoplay></video>',
+    '<audio src="{host}/audio" autoplay></audio>',
+    '<link rel="stylesheet" href="{host}/css">',
+    '<div style="background-image:url({host}/bg)">bg</div>',
+    '<object data="{host}/object"></object>',
+    '<embed src="{host}/embed">',
+    '<svg><image href="{host}/svg"/></svg>',
+    '<input type="image" src="{host}/input">',
+    '<meta http-equiv="refresh" content="0;url={host}/meta">',
+    '<picture><source srcset="{host}/srcset"><img src="data:,"></picture>',
+)
+
+
 def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
     """A reply steered by a prompt injection: an image and a form naming another host (a local
     recorder here) must not reach it, neither at once nor on a click."""
@@ -299,6 +316,11 @@ def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
         reply = page.locator(BOT).last
         expect(reply).to_contain_text('<form action="http://127.0.0.1')  # the reply's form shows as text
         expect(reply.locator("form, button#steal")).to_have_count(0)
+        host = f"http://127.0.0.1:{port}"  # now Kimi writes them, not the visitor
+        upstream.reply_prefix = " ".join(payload.format(host=host) for payload in REACHING_OUT) + " "
+        chat(page, upstream, "tell me more")
+        expect(page.locator(BOT).last).to_contain_text("<audio src=")  # shown as text
+        assert not wait_for(lambda: seen, 2), seen  # nothing arrives (a fetch would within a moment)
         if page.locator("#chatbot #steal").count():  # the visitor's own message renders their form
             page.evaluate(  # kept on the page, awaited after the click
                 "() => { window.blocked = new Promise(done => document.addEventListener("
@@ -306,7 +328,7 @@ def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
             )
             page.locator("#chatbot #steal").last.click(no_wait_after=True)
             assert page.evaluate("() => window.blocked") == "form-action"  # the browser refused to send it
-        assert seen == [] and page.url == here
+        assert seen == [] and page.url == here, seen
     finally:
         server.should_exit = True
 

@@ -136,6 +136,17 @@ async def test_replicas_share_the_space_ceiling_through_redis(upstream, redis_ur
     assert sum(answered(r) for r in results) == 3 and len(upstream.calls) == 3
 
 
+async def test_replicas_share_the_token_ceiling_through_redis(upstream, redis_url):
+    """Reservations and settlements are counters in Redis (``incr`` there is atomic, negative
+    amounts included), so two replicas together stay under one Space-wide token ceiling."""
+    upstream.tokens = 2000  # cut at 1,000: about 1,040 a reply
+    settings = {"space_tokens_per_minute": 5000, "rate_limit_storage_url": redis_url.replace("/0", "/1"), **SMALL}
+    replicas = [make_service(upstream.base_url, **settings) for _ in range(2)]
+    results = await asyncio.gather(*(run(replicas[i % 2], "hi", visitor=v) for i, v in enumerate(visitors(8))))
+    sent = [r for r in results if answered(r)]
+    assert 0 < len(sent) < 8 and sum(r[-1].usage.total_tokens for r in sent) <= 5000
+
+
 def test_a_token_ceiling_below_one_request_stops_startup():
     with pytest.raises(SettingsError, match="SPACE_TOKENS_PER_HOUR=1000 is below one request's reservation"):
         Settings.from_env({"SPACE_TOKENS_PER_HOUR": "1000"})

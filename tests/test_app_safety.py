@@ -276,6 +276,22 @@ def forged_call(app, trigger: str, data: list) -> list[dict]:
     return messages
 
 
+def test_queued_jobs_whose_stream_is_never_read_run_one_at_a_time(app, upstream):
+    """A client joining the queue again and again in one session, never opening the stream that
+    would show the replies: one reply runs at a time, the rest are refused before Kimi is asked."""
+    upstream.tokens, upstream.token_delay = 100, 0.02  # two seconds a reply: the joins overlap it
+    config = httpx.get(app.url + "config").json()
+    chat = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "chat")
+    session = uuid.uuid4().hex[:11]
+    with httpx.Client(base_url=app.url, timeout=30) as http:
+        for n in range(3):
+            data = [{"text": f"unread {n}", "files": []}, [], "assistant", "", 0.6, ""]
+            body = {"data": data, "fn_index": chat, "session_hash": session, "event_data": None, "trigger_id": None}
+            http.post("gradio_api/queue/join", json=body).raise_for_status()
+    assert wait_for(lambda: upstream.calls and upstream.calls[0].completed, 15)
+    assert len(upstream.calls) == 1, [c.last_user for c in upstream.calls]
+
+
 def test_the_page_cannot_send_files_from_outside_the_uploads(app, upstream, tmp_path):
     """A forged message or chat naming a server file is refused before anything reaches Kimi:
     the message enters through the box's submit, the chat through the chatbot's own events."""

@@ -129,9 +129,9 @@ class Settings:
 
     @property
     def sign_in(self) -> bool:
-        """Whether visitors can sign in: only where the Space's OAuth is set up (off a Space, any
+        """Whether visitors can sign in: only on a Space whose OAuth is set up (off a Space, any
         login button would make Gradio need the machine's own Hugging Face login at startup)."""
-        return bool(self.oauth_client_id)
+        return bool(self.oauth_client_id and self.space_id)
 
     @property
     def has_key(self) -> bool:

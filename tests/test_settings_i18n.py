@@ -44,3 +44,11 @@ def test_language_follows_accept_language(header, lang):
 
 def test_every_string_exists_in_both_languages():
     assert all(set(words) == {"en", "zh"} and all(words.values()) for words in STRINGS.values())
+
+
+def test_sign_in_only_on_a_space_with_oauth():
+    """Off a Space a login button would make Gradio want this machine's own Hugging Face login at
+    startup, so OAuth variables alone (a copied .env, say) show none."""
+    assert Settings.from_env({"OAUTH_CLIENT_ID": "x", "SPACE_ID": "me/chat"}).sign_in
+    assert not Settings.from_env({"OAUTH_CLIENT_ID": "x"}).sign_in
+    assert not Settings.from_env({"SPACE_ID": "me/chat"}).sign_in

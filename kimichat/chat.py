@@ -122,7 +122,7 @@ class ChatService:
         segment = [*current_segment(history, persona.id), said.as_history()]
         conversation = turns(segment)
         refusal = await self._refusal(conversation, said, visitor)
-        with self.guard.replying(visitor) as busy:
+        async with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
                 yield Update([note(self._told(refusal, lang, visitor), lang)])

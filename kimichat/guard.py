@@ -15,9 +15,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
@@ -29,6 +28,7 @@ from .settings import Settings
 from .spend import DAY, HOUR, MINUTE, Ceiling, Over, Reservation, TokenMeter
 
 log = logging.getLogger(__name__)
+REPLY_LEASE = 1800  # seconds: longer than any reply (timeouts bound each request, and the rounds are few)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,6 @@ class Guard:
             for signed_in in (False, True)
         }
         self._visit = Ceiling("visit", DAY, sys.maxsize)  # counted per browser session, checked per message
-        self._replying: Counter[str] = Counter()  # replies running now, per visitor id (this process)
         # Replies on the owner's key, and replies on visitors' own keys: apart, so visitors bringing
         # their own key never hold a slot that the owner's account (and its tier's limit) pays for.
         self._upstream = {own: asyncio.Semaphore(settings.upstream_concurrency) for own in (False, True)}
@@ -230,23 +229,26 @@ class Guard:
             return Refusal("space_limit", {"minutes": max(1, round(held.seconds / 60))})
         return Refusal("token_limited", {"minutes": max(1, round(held.seconds / 60))})
 
-    @contextmanager
-    def replying(self, visitor: Visitor) -> Iterator[Refusal | None]:
+    @asynccontextmanager
+    async def replying(self, visitor: Visitor) -> AsyncIterator[Refusal | None]:
         """One reply at a time per browser session and per account, so queued jobs whose stream is
         never read cannot pile up spending; at most ADDRESS_REPLIES at once from one address (a lab
-        behind one address is many people; 0: no cap). Yields a refusal if busy. In-process: each
-        replica counts its own."""
+        behind one address is many people; 0: no cap). Yields a refusal if busy. Held in the shared
+        counters, so replicas see each other's replies; a holder that crashed lets go after
+        REPLY_LEASE seconds."""
         per_address = self.settings.address_replies or sys.maxsize  # 0: no cap per address
-        busy = any(self._replying[i] >= (per_address if i.startswith("ip:") else 1) for i in visitor.ids)
-        if busy:
+        charges = [
+            (Ceiling("replying", REPLY_LEASE, per_address if i.startswith("ip:") else 1, lease=True), i)
+            for i in visitor.ids
+        ]
+        held = await self._meter.reserve(charges, 1)
+        if isinstance(held, Over):
             yield Refusal("one_at_a_time", {})
             return
-        self._replying.update(visitor.ids)
         try:
             yield None
         finally:
-            self._replying.subtract(visitor.ids)
-            self._replying += Counter()  # drop the zeros
+            await held.settle(0)
 
     def upstream_full(self, own_key: bool = False) -> bool:
         return self._upstream[own_key].locked()

@@ -147,6 +147,19 @@ async def test_replicas_share_the_token_ceiling_through_redis(upstream, redis_ur
     assert 0 < len(sent) < 8 and sum(r[-1].usage.total_tokens for r in sent) <= 5000
 
 
+async def test_one_reply_at_a_time_holds_across_replicas_through_redis(upstream, redis_url):
+    upstream.token_delay = 0.05
+    settings = {"rate_limit_storage_url": redis_url.replace("/0", "/2")}
+    first, second = (make_service(upstream.base_url, **settings) for _ in range(2))
+    me = Visitor(["ip:198.51.100.200", "session:both-replicas"])
+    running = asyncio.create_task(run(first, "slow one", visitor=me))
+    await asyncio.sleep(0.2)
+    refused = await run(second, "on the other replica", visitor=me)
+    assert "still being written" in notes_of(refused[-1].messages)
+    assert answered(await running)
+    assert answered(await run(second, "now", visitor=me))  # let go when the reply ended
+
+
 def test_a_token_ceiling_below_one_request_stops_startup():
     with pytest.raises(SettingsError, match="SPACE_TOKENS_PER_HOUR=1000 is below one request's reservation"):
         Settings.from_env({"SPACE_TOKENS_PER_HOUR": "1000"})

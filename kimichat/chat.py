@@ -207,10 +207,10 @@ class ChatService:
         if self.client is None and not visitor.api_key:
             return Refusal("no_key", {})
         budget = self.settings.conversation_token_budget
+        if not budget or visitor.api_key:  # no budget set, or the visitor pays: no count to read
+            return None
         spent = await self.guard.visit_spent(visitor)
-        if budget and spent >= budget and not visitor.api_key:
-            return Refusal("budget", {"used": spent, "limit": budget})
-        return None
+        return Refusal("budget", {"used": spent, "limit": budget}) if spent >= budget else None
 
     async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: Reply) -> AsyncIterator[Update]:
         """The reply's requests: one, or more when Kimi asks to search the web (each search

@@ -91,6 +91,32 @@ def _per(windows: tuple[tuple[type[RateLimitItem], int], ...]) -> list[RateLimit
     return [item(amount) for item, amount in windows if amount > 0]
 
 
+def _minutes(seconds: int) -> int:
+    return max(1, round(seconds / 60))
+
+
+class Counts:
+    """Moving-window counts of events (messages, uploads) per id, on the shared storage."""
+
+    def __init__(self, storage: Storage):
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def admit(
+        self, items: list[RateLimitItem], namespace: str, ids: list[str]
+    ) -> tuple[RateLimitItem, int] | None:
+        """Count one event against every id under every limit, unless one of them has reached a
+        limit: then nothing is counted, and that limit and the seconds until it has room return."""
+        for item in items:
+            for owner in ids:
+                if not await self._limiter.test(item, namespace, owner):
+                    stats = await self._limiter.get_window_stats(item, namespace, owner)
+                    return item, max(1, int(stats.reset_time - time.time()))
+        for item in items:
+            for owner in ids:
+                await self._limiter.hit(item, namespace, owner)
+        return None
+
+
 def _storage(settings: Settings) -> Storage:
     """The counters' home: in memory, or Redis when replicas share them (``RATE_LIMIT_STORAGE_URL``)."""
     options = {"implementation": "redispy"} if "redis" in settings.rate_limit_storage_url else {}
@@ -102,7 +128,7 @@ class UploadGate:
     any message names it, and an upload request carries no session, so the address is who counts."""
 
     def __init__(self, settings: Settings):
-        self._limiter = MovingWindowRateLimiter(_storage(settings))
+        self._counts = Counts(_storage(settings))
         self._items = _per(
             ((RateLimitItemPerMinute, settings.uploads_per_minute), (RateLimitItemPerHour, settings.uploads_per_hour))
         )
@@ -110,14 +136,10 @@ class UploadGate:
 
     async def allows(self, headers: Mapping[str, str], client_host: str | None) -> bool:
         """Count one upload from this address; False if it is over a limit (then nothing is counted)."""
-        address = visitor_ids(headers, client_host, None, self._hops)[0]
-        for item in self._items:
-            if not await self._limiter.test(item, "upload", address):
-                log.warning("upload limited limit=%s", item)
-                return False
-        for item in self._items:
-            await self._limiter.hit(item, "upload", address)
-        return True
+        over = await self._counts.admit(self._items, "upload", visitor_ids(headers, client_host, None, self._hops)[:1])
+        if over:
+            log.warning("upload limited limit=%s", over[0])
+        return over is None
 
 
 class Guard:
@@ -126,17 +148,18 @@ class Guard:
     def __init__(self, settings: Settings):
         self.settings = settings
         storage = _storage(settings)
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._counts = Counts(storage)
         self._meter = TokenMeter(storage)
-        s, factor = settings, max(1, settings.signed_in_factor)
-        self._rates = {  # signed in: the owner's factor times the limits
+        s = settings
+        scale = {False: 1, True: max(1, s.signed_in_factor)}  # signed in: the owner's factor times the limits
+        self._rates = {
             signed_in: _per(
                 (
-                    (RateLimitItemPerMinute, s.rate_limit_per_minute * (factor if signed_in else 1)),
-                    (RateLimitItemPerHour, s.rate_limit_per_hour * (factor if signed_in else 1)),
+                    (RateLimitItemPerMinute, s.rate_limit_per_minute * factor),
+                    (RateLimitItemPerHour, s.rate_limit_per_hour * factor),
                 )
             )
-            for signed_in in (False, True)
+            for signed_in, factor in scale.items()
         }
         self._space_rates = _per(
             (
@@ -149,11 +172,11 @@ class Guard:
         self._space_tokens = [Ceiling("space", window, limit) for window, limit in windows if limit > 0]
         self._visitor_tokens = {
             signed_in: [
-                Ceiling("visitor", window, limit * (factor if signed_in else 1))
+                Ceiling("visitor", window, limit * factor)
                 for window, limit in ((HOUR, s.visitor_tokens_per_hour), (DAY, s.visitor_tokens_per_day))
                 if limit > 0
             ]
-            for signed_in in (False, True)
+            for signed_in, factor in scale.items()
         }
         self._visit = Ceiling("visit", DAY, sys.maxsize)  # counted per browser session, checked per message
         # Replies on the owner's key, and replies on visitors' own keys: apart, so visitors bringing
@@ -172,40 +195,21 @@ class Guard:
 
     async def check_rate(self, visitor: Visitor) -> Refusal | None:
         """Count this message against every id of the visitor; refuse if any is over a limit."""
-        items = self._rates[visitor.signed_in]
-        over = await self._over(items, "chat", visitor.ids)
+        over = await self._counts.admit(self._rates[visitor.signed_in], "chat", visitor.ids)
         if over:
             log.warning("rate limited kind=%s limit=%s", visitor.ids[0].split(":")[0], over[0])
             return Refusal("rate_limited", {"seconds": over[1]})
-        await self._hit(items, "chat", visitor.ids)
         return None
 
     async def check_space(self, visitor: Visitor) -> Refusal | None:
         """The Space-wide message ceiling, counted for messages that go to Kimi on the owner's key."""
         if visitor.api_key:
             return None
-        over = await self._over(self._space_rates, "space", ["all"])
+        over = await self._counts.admit(self._space_rates, "space", ["all"])
         if over:
             log.warning("the Space reached its ceiling: messages limit=%s (all visitors together)", over[0])
-            return Refusal("space_limit", {"minutes": max(1, round(over[1] / 60))})
-        await self._hit(self._space_rates, "space", ["all"])
+            return Refusal("space_limit", {"minutes": _minutes(over[1])})
         return None
-
-    async def _over(
-        self, items: list[RateLimitItem], namespace: str, ids: list[str]
-    ) -> tuple[RateLimitItem, int] | None:
-        """The first limit one of ``ids`` has reached, and the seconds until it has room again."""
-        for item in items:
-            for owner in ids:
-                if not await self._limiter.test(item, namespace, owner):
-                    stats = await self._limiter.get_window_stats(item, namespace, owner)
-                    return item, max(1, int(stats.reset_time - time.time()))
-        return None
-
-    async def _hit(self, items: list[RateLimitItem], namespace: str, ids: list[str]) -> None:
-        for item in items:
-            for owner in ids:
-                await self._limiter.hit(item, namespace, owner)
 
     async def visit_spent(self, visitor: Visitor) -> int:
         """Tokens this browser session has spent on the owner's key (CONVERSATION_TOKEN_BUDGET)."""
@@ -226,8 +230,8 @@ class Guard:
             log.warning(
                 "the Space reached its ceiling: tokens per %ss limit=%s", held.ceiling.window, held.ceiling.limit
             )
-            return Refusal("space_limit", {"minutes": max(1, round(held.seconds / 60))})
-        return Refusal("token_limited", {"minutes": max(1, round(held.seconds / 60))})
+            return Refusal("space_limit", {"minutes": _minutes(held.seconds)})
+        return Refusal("token_limited", {"minutes": _minutes(held.seconds)})
 
     @asynccontextmanager
     async def replying(self, visitor: Visitor) -> AsyncIterator[Refusal | None]:

@@ -201,16 +201,12 @@ class ChatService:
         must run out like any other. The visit's token budget is the server's own count."""
         earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
         text = said.text or " ".join(said.files)
-        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(text, earlier_turns)
+        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(text, earlier_turns, len(said.files))
         if refusal:
             return refusal
         if self.client is None and not visitor.api_key:
             return Refusal("no_key", {})
-        budget = self.settings.conversation_token_budget
-        if not budget or visitor.api_key:  # no budget set, or the visitor pays: no count to read
-            return None
-        spent = await self.guard.visit_spent(visitor)
-        return Refusal("budget", {"used": spent, "limit": budget}) if spent >= budget else None
+        return await self.guard.check_visit(visitor)
 
     async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: Reply) -> AsyncIterator[Update]:
         """The reply's requests: one, or more when Kimi asks to search the web (each search
@@ -296,10 +292,11 @@ class ChatService:
                 log_failure(failure, persona.id, model.id)
             finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
                 streamed = reply.text[said:] + reply.thinking[thought:]
-                await held.settle(
+                await self.guard.settle(
+                    held,
                     done.usage.total_tokens
                     if done.usage
-                    else size + estimate_tokens({"role": "assistant", "content": streamed})
+                    else size + estimate_tokens({"role": "assistant", "content": streamed}),
                 )
             reply.end_thinking()
             if not reply.started and failure.kind == "context_too_long" and not trimmed_harder:

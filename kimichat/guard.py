@@ -7,6 +7,11 @@ then per request a token reservation against the visitor's and the Space's token
 (spend.py); and a cap on simultaneous upstream streams (a Tier-0 key allows very few), where
 visitors wait their turn instead of getting errors. Visitors on their own key pay their own
 tokens: they pass the rate and input gates only, and have upstream slots of their own.
+
+Every gate fails closed: if the limits store (Redis, for replicas) cannot be reached, nothing
+goes upstream unchecked; the visitor reads that the limits cannot be checked right now, the log
+gets one line when the store goes away and one when it is back, and the chat works again as
+soon as it is.
 """
 
 from __future__ import annotations
@@ -15,20 +20,25 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+from redis.exceptions import RedisError
 
+from .leases import RENEW_SECONDS, Leases, leases_for
 from .settings import Settings
 from .spend import DAY, HOUR, MINUTE, Ceiling, Over, Reservation, TokenMeter
 
 log = logging.getLogger(__name__)
-REPLY_LEASE = 1800  # seconds: longer than any reply (timeouts bound each request, and the rounds are few)
+STORE_ERRORS = (StorageError, RedisError, OSError)  # the limits store cannot be reached
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,23 +69,10 @@ class Visitor:
         return next((i for i in self.ids if i.startswith("session:")), "")
 
 
-def visitor_ids(
-    headers: Mapping[str, str], client_host: str | None, session: str | None, hops: int, user: str | None = None
-) -> list[str]:
-    """Who is asking: their Hugging Face account when signed in, else their address; and their
-    Gradio session. Each is limited on its own.
-
-    Behind ``hops`` trusted proxies ``client_host`` is the nearest proxy, and each proxy
-    appends the address it saw to ``x-forwarded-for``: the visitor's address is the entry
-    ``hops`` from the end. Everything to its left is whatever the visitor wrote, so it is
-    never read (a visitor rotating a made-up first entry stays one visitor). With no
-    trusted proxy (``hops == 0``) the header is ignored. A signed-in visitor is their account
-    (the Space's OAuth says who), so people sharing a campus address do not share its limits.
-    """
-    address = client_host or "unknown"
-    forwarded = [entry.strip() for entry in headers.get("x-forwarded-for", "").split(",") if entry.strip()]
-    if hops > 0 and forwarded:
-        address = forwarded[max(0, len(forwarded) - hops)]
+def visitor_ids(address: str, session: str | None, user: str | None = None) -> list[str]:
+    """Who is asking: their Hugging Face account when signed in (the Space's OAuth says who, so
+    people sharing a campus address do not share its limits), else their address (address.py);
+    and their Gradio session. Each is limited on its own."""
     ids = [f"user:{user}" if user else f"ip:{address}"]
     if session:
         ids.append(f"session:{session}")
@@ -118,36 +115,114 @@ class Counts:
 
 
 def _storage(settings: Settings) -> Storage:
-    """The counters' home: in memory, or Redis when replicas share them (``RATE_LIMIT_STORAGE_URL``)."""
-    options = {"implementation": "redispy"} if "redis" in settings.rate_limit_storage_url else {}
-    return storage_from_string(_storage_uri(settings.rate_limit_storage_url), **options)
+    """The counters' home: in memory, or Redis when replicas share them (``RATE_LIMIT_STORAGE_URL``).
+    Its errors arrive as ``StorageError``, after at most a short wait (a message is not held
+    for long by a store that is away)."""
+    url = settings.rate_limit_storage_url
+    options: dict[str, object] = {"wrap_exceptions": True}
+    if "redis" in url:
+        options |= {"implementation": "redispy", "socket_timeout": 2, "socket_connect_timeout": 2}
+    return storage_from_string(_storage_uri(url), **options)
 
 
-class UploadGate:
-    """Uploads per address (``UPLOADS_PER_MINUTE``, ``UPLOADS_PER_HOUR``): a file is stored before
-    any message names it, and an upload request carries no session, so the address is who counts."""
+class StoreHealth:
+    """Whether the limits store answers, so an outage is one log line (and one when it is back),
+    not a traceback per message."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    async def check(self, call: Awaitable[T]) -> T:
+        """``call``'s result; a store error is logged once per outage and raised again."""
+        try:
+            result = await call
+        except STORE_ERRORS as exc:
+            if not self.down:
+                self.down = True
+                log.error(
+                    "the limits store cannot be reached (%s): messages are refused until it is back", type(exc).__name__
+                )
+            raise
+        if self.down:
+            self.down = False
+            log.warning("the limits store is back: messages go through again")
+        return result
+
+    async def settle(self, call: Awaitable[None]) -> None:
+        """A step after the reply (settling tokens, giving a lease back): logged, never raised."""
+        with suppress(*STORE_ERRORS):
+            await self.check(call)
+
+
+STORE_DOWN = Refusal("limits_down", {})
+
+
+def fail_closed(method: Callable[..., Awaitable[Refusal | None]]) -> Callable[..., Awaitable[Refusal | None]]:
+    """A gate whose store is away refuses (``STORE_DOWN``): nothing is sent unchecked."""
+
+    async def gate(self, *args):  # type: ignore[no-untyped-def]
+        try:
+            return await self.health.check(method(self, *args))
+        except STORE_ERRORS:
+            return STORE_DOWN
+
+    gate.__doc__, gate.__name__ = method.__doc__, method.__name__
+    return gate
+
+
+class EdgeGate:
+    """Per-address limits on what reaches Gradio before any message (the middleware asks, before a
+    body is read): uploads, counted per file and per byte (``UPLOADS_PER_MINUTE``/``_HOUR`` files,
+    ``UPLOAD_MB_PER_HOUR``), and the page's direct calls (``DIRECT_CALLS_PER_MINUTE``), which run
+    past the queue and can each leave a session's state in memory."""
 
     def __init__(self, settings: Settings):
-        self._counts = Counts(_storage(settings))
-        self._items = _per(
-            ((RateLimitItemPerMinute, settings.uploads_per_minute), (RateLimitItemPerHour, settings.uploads_per_hour))
-        )
-        self._hops = settings.proxy_hops
+        self.health = StoreHealth()
+        storage = _storage(settings)
+        self._counts, self._meter = Counts(storage), TokenMeter(storage)
+        s = settings
+        self._files = _per(((RateLimitItemPerMinute, s.uploads_per_minute), (RateLimitItemPerHour, s.uploads_per_hour)))
+        self._calls = _per(((RateLimitItemPerMinute, s.direct_calls_per_minute),))
+        mb = s.upload_mb_per_hour
+        self._bytes = [Ceiling("upload", HOUR, int(mb * 2**20))] if mb > 0 else []
 
-    async def allows(self, headers: Mapping[str, str], client_host: str | None) -> bool:
-        """Count one upload from this address; False if it is over a limit (then nothing is counted)."""
-        over = await self._counts.admit(self._items, "upload", visitor_ids(headers, client_host, None, self._hops)[:1])
+    async def _admit(self, items: list[RateLimitItem], namespace: str, address: str) -> Refusal | None:
+        over = await self._counts.admit(items, namespace, [f"ip:{address}"])
         if over:
-            log.warning("upload limited limit=%s", over[0])
-        return over is None
+            log.warning("%s limited limit=%s", namespace, over[0])
+            return Refusal("edge_limited", {"seconds": over[1]})
+        return None
+
+    @fail_closed
+    async def upload_file(self, address: str) -> Refusal | None:
+        """Count one uploaded file against the address's upload limits."""
+        return await self._admit(self._files, "upload", address)
+
+    @fail_closed
+    async def upload_bytes(self, address: str, size: int) -> Refusal | None:
+        """Count an upload's ``size`` bytes (its Content-Length) against the address's hourly bytes."""
+        if not self._bytes:
+            return None
+        held = await self._meter.reserve([(c, f"ip:{address}") for c in self._bytes], size)
+        if isinstance(held, Over):
+            log.warning("upload limited limit=%s bytes per hour", held.ceiling.limit)
+            return Refusal("edge_limited", {"seconds": held.seconds})
+        return None
+
+    @fail_closed
+    async def direct_call(self, address: str) -> Refusal | None:
+        """Count one direct call (``/run/...``) against the address's limit."""
+        return await self._admit(self._calls, "direct", address)
 
 
 class Guard:
     """The gates; one per process, shared by all visitors (it holds no messages)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, leases: Leases | None = None):
         self.settings = settings
+        self.health = StoreHealth()
         storage = _storage(settings)
+        self._leases = leases or leases_for(settings.rate_limit_storage_url)
         self._counts = Counts(storage)
         self._meter = TokenMeter(storage)
         s = settings
@@ -183,8 +258,10 @@ class Guard:
         # their own key never hold a slot that the owner's account (and its tier's limit) pays for.
         self._upstream = {own: asyncio.Semaphore(settings.upstream_concurrency) for own in (False, True)}
 
-    def check_input(self, message: str, user_turns: int) -> Refusal | None:
-        """Empty, too long, or one turn too many: said before anything is spent."""
+    def check_input(self, message: str, user_turns: int, files: int = 0) -> Refusal | None:
+        """Empty, too long, too many files, or one turn too many: said before anything is spent."""
+        if files > self.settings.max_files_per_message:
+            return Refusal("too_many_files", {"limit": self.settings.max_files_per_message})
         if not message.strip():
             return Refusal("empty_message", {})
         if len(message) > self.settings.max_message_chars:
@@ -193,6 +270,7 @@ class Guard:
             return Refusal("too_many_turns", {"limit": self.settings.max_turns})
         return None
 
+    @fail_closed
     async def check_rate(self, visitor: Visitor) -> Refusal | None:
         """Count this message against every id of the visitor; refuse if any is over a limit."""
         over = await self._counts.admit(self._rates[visitor.signed_in], "chat", visitor.ids)
@@ -201,6 +279,7 @@ class Guard:
             return Refusal("rate_limited", {"seconds": over[1]})
         return None
 
+    @fail_closed
     async def check_space(self, visitor: Visitor) -> Refusal | None:
         """The Space-wide message ceiling, counted for messages that go to Kimi on the owner's key."""
         if visitor.api_key:
@@ -211,9 +290,15 @@ class Guard:
             return Refusal("space_limit", {"minutes": _minutes(over[1])})
         return None
 
-    async def visit_spent(self, visitor: Visitor) -> int:
-        """Tokens this browser session has spent on the owner's key (CONVERSATION_TOKEN_BUDGET)."""
-        return await self._meter.spent(self._visit, visitor.session) if visitor.session else 0
+    @fail_closed
+    async def check_visit(self, visitor: Visitor) -> Refusal | None:
+        """The visit's token budget (CONVERSATION_TOKEN_BUDGET), counted by the server per browser
+        session on the owner's key; a visitor on their own key pays their own."""
+        budget = self.settings.conversation_token_budget
+        if not budget or visitor.api_key or not visitor.session:
+            return None
+        spent = await self._meter.spent(self._visit, visitor.session)
+        return Refusal("budget", {"used": spent, "limit": budget}) if spent >= budget else None
 
     async def reserve(self, visitor: Visitor, tokens: int) -> Reservation | Refusal:
         """Hold ``tokens`` for one request against the visitor's and the Space's token ceilings
@@ -223,7 +308,10 @@ class Guard:
         charges = [(ceiling, "all") for ceiling in self._space_tokens]
         charges += [(c, owner) for c in self._visitor_tokens[visitor.signed_in] for owner in visitor.ids]
         charges += [(self._visit, visitor.session)] if visitor.session else []
-        held = await self._meter.reserve(charges, tokens)
+        try:
+            held = await self.health.check(self._meter.reserve(charges, tokens))
+        except STORE_ERRORS:
+            return STORE_DOWN
         if not isinstance(held, Over):
             return held
         if held.ceiling.name == "space":
@@ -233,26 +321,38 @@ class Guard:
             return Refusal("space_limit", {"minutes": _minutes(held.seconds)})
         return Refusal("token_limited", {"minutes": _minutes(held.seconds)})
 
+    async def settle(self, held: Reservation, used: int) -> None:
+        """Count what a request used instead of what it held; a store that is away then only costs a log line."""
+        await self.health.settle(held.settle(used))
+
     @asynccontextmanager
     async def replying(self, visitor: Visitor) -> AsyncIterator[Refusal | None]:
         """One reply at a time per browser session and per account, so queued jobs whose stream is
         never read cannot pile up spending; at most ADDRESS_REPLIES at once from one address (a lab
-        behind one address is many people; 0: no cap). Yields a refusal if busy. Held in the shared
-        counters, so replicas see each other's replies; a holder that crashed lets go after
-        REPLY_LEASE seconds."""
+        behind one address is many people; 0: no cap). Yields a refusal if busy. Leases (leases.py)
+        every replica sees, renewed while the reply runs, given back on every way out."""
         per_address = self.settings.address_replies or sys.maxsize  # 0: no cap per address
-        charges = [
-            (Ceiling("replying", REPLY_LEASE, per_address if i.startswith("ip:") else 1, lease=True), i)
-            for i in visitor.ids
-        ]
-        held = await self._meter.reserve(charges, 1)
-        if isinstance(held, Over):
-            yield Refusal("one_at_a_time", {})
+        caps = [(i, per_address if i.startswith("ip:") else 1) for i in visitor.ids]
+        try:
+            token = await self.health.check(self._leases.acquire(caps))
+        except STORE_ERRORS:
+            token = STORE_DOWN
+        if not isinstance(token, str):
+            yield token or Refusal("one_at_a_time", {})
             return
+        keys = [key for key, _ in caps]
+        keeping = asyncio.create_task(self._keep(token, keys))
         try:
             yield None
         finally:
-            await held.settle(0)
+            keeping.cancel()
+            await self.health.settle(self._leases.release(token, keys))
+
+    async def _keep(self, token: str, keys: list[str]) -> None:
+        """Renew a running reply's leases until it ends (a missed renewal is retried at the next)."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            await self.health.settle(self._leases.renew(token, keys))
 
     def upstream_full(self, own_key: bool = False) -> bool:
         return self._upstream[own_key].locked()

@@ -180,6 +180,26 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "Signed in with Hugging Face, you get {factor} times as much.",
         "zh": "用 Hugging Face 账号登录后，额度是现在的 {factor} 倍。",
     },
+    "limits_down": {
+        "en": "This Space cannot check its usage limits right now, so nothing is sent. Please try again shortly.",
+        "zh": "本 Space 暂时无法核对使用限额，因此没有发送。请稍后再试。",
+    },
+    "edge_limited": {
+        "en": "Too many requests from your address. Please wait {seconds} s.",
+        "zh": "来自你的地址的请求太多了，请 {seconds} 秒后再试。",
+    },
+    "too_many_files": {
+        "en": "That is more files than one message can carry here (at most {limit}).",
+        "zh": "这条消息的文件太多了（最多 {limit} 个）。",
+    },
+    "file_by_url": {
+        "en": "A file must be uploaded to this Space, not named by its address.",
+        "zh": "文件需要上传到本 Space，不能只给出它的网址。",
+    },
+    "persona_gone": {
+        "en": "This chat was saved with a persona this Space no longer has: it goes on with {persona}.",
+        "zh": "这段对话保存时所用的角色已不在本 Space 中：将由{persona}继续。",
+    },
     "one_at_a_time": {
         "en": "Your previous reply is still being written. Wait for it (or stop it), then send again.",
         "zh": "上一条回复还在生成中。请等它完成（或停止它）后再发送。",

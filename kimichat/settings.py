@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .address import AddressReader, parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 CHINA_BASE_URL = "https://api.moonshot.cn/v1"
 GLOBAL_BASE_URL = "https://api.moonshot.ai/v1"
@@ -30,51 +32,66 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """What the owner can tune. ``env`` in each field's metadata is its variable."""
+    """What the owner can tune. ``env`` in each field's metadata is its variable; ``public`` marks
+    those that may be a Space's public variable (deploy.py publishes no other: keys, URLs that
+    can carry credentials, local paths and the Space's own variables stay out)."""
 
     # repr=False: the key must never reach a log line or a traceback.
     api_key: str = field(default="", repr=False, metadata={"env": "MOONSHOT_API_KEY"})
-    base_url: str = field(default=CHINA_BASE_URL, metadata={"env": "MOONSHOT_BASE_URL"})
+    base_url: str = field(default=CHINA_BASE_URL, metadata={"env": "MOONSHOT_BASE_URL", "public": True})
     personas_path: Path = field(default=ROOT / "personas.yaml", metadata={"env": "PERSONAS_PATH"})
-    default_model: str = field(default="kimi-k2.6", metadata={"env": "KIMI_DEFAULT_MODEL"})
-    max_reply_tokens: int = field(default=8192, metadata={"env": "KIMI_MAX_REPLY_TOKENS"})
-    thinking_reply_tokens: int = field(default=32768, metadata={"env": "KIMI_THINKING_REPLY_TOKENS"})
-    max_retries: int = field(default=2, metadata={"env": "KIMI_MAX_RETRIES"})
-    connect_timeout: float = field(default=10.0, metadata={"env": "KIMI_CONNECT_TIMEOUT"})
-    idle_timeout: float = field(default=60.0, metadata={"env": "KIMI_IDLE_TIMEOUT"})
-    first_token_timeout: float = field(default=90.0, metadata={"env": "KIMI_FIRST_TOKEN_TIMEOUT"})
-    max_message_chars: int = field(default=20000, metadata={"env": "MAX_MESSAGE_CHARS"})
-    max_request_tokens: int = field(default=32768, metadata={"env": "MAX_REQUEST_TOKENS"})
-    max_turns: int = field(default=100, metadata={"env": "MAX_TURNS"})
-    max_file_mb: float = field(default=20.0, metadata={"env": "MAX_FILE_MB"})
-    max_body_mb: float = field(default=8.0, metadata={"env": "MAX_BODY_MB"})
-    uploads_per_minute: int = field(default=20, metadata={"env": "UPLOADS_PER_MINUTE"})
-    uploads_per_hour: int = field(default=200, metadata={"env": "UPLOADS_PER_HOUR"})
-    files_kept_seconds: int = field(default=86400, metadata={"env": "FILES_KEPT_SECONDS"})
-    conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET"})
-    rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
-    rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR"})
+    default_model: str = field(default="kimi-k2.6", metadata={"env": "KIMI_DEFAULT_MODEL", "public": True})
+    max_reply_tokens: int = field(default=8192, metadata={"env": "KIMI_MAX_REPLY_TOKENS", "public": True})
+    thinking_reply_tokens: int = field(default=32768, metadata={"env": "KIMI_THINKING_REPLY_TOKENS", "public": True})
+    max_retries: int = field(default=2, metadata={"env": "KIMI_MAX_RETRIES", "public": True})
+    connect_timeout: float = field(default=10.0, metadata={"env": "KIMI_CONNECT_TIMEOUT", "public": True})
+    idle_timeout: float = field(default=60.0, metadata={"env": "KIMI_IDLE_TIMEOUT", "public": True})
+    first_token_timeout: float = field(default=90.0, metadata={"env": "KIMI_FIRST_TOKEN_TIMEOUT", "public": True})
+    max_message_chars: int = field(default=20000, metadata={"env": "MAX_MESSAGE_CHARS", "public": True})
+    max_request_tokens: int = field(default=32768, metadata={"env": "MAX_REQUEST_TOKENS", "public": True})
+    max_turns: int = field(default=100, metadata={"env": "MAX_TURNS", "public": True})
+    max_file_mb: float = field(default=20.0, metadata={"env": "MAX_FILE_MB", "public": True})
+    max_body_mb: float = field(default=8.0, metadata={"env": "MAX_BODY_MB", "public": True})
+    uploads_per_minute: int = field(default=20, metadata={"env": "UPLOADS_PER_MINUTE", "public": True})
+    uploads_per_hour: int = field(default=200, metadata={"env": "UPLOADS_PER_HOUR", "public": True})
+    upload_mb_per_hour: float = field(default=500.0, metadata={"env": "UPLOAD_MB_PER_HOUR", "public": True})
+    max_files_per_message: int = field(default=10, metadata={"env": "MAX_FILES_PER_MESSAGE", "public": True})
+    files_kept_seconds: int = field(default=86400, metadata={"env": "FILES_KEPT_SECONDS", "public": True})
+    # The page's direct calls (steps past the queue, each carrying the whole chat): their rate per
+    # address, their size, and how many sessions' state the server keeps (worst case about
+    # STATE_SESSIONS x MAX_DIRECT_BODY_MB of memory; README "Safe to leave public").
+    direct_calls_per_minute: int = field(default=120, metadata={"env": "DIRECT_CALLS_PER_MINUTE", "public": True})
+    max_direct_body_mb: float = field(default=4.0, metadata={"env": "MAX_DIRECT_BODY_MB", "public": True})
+    state_sessions: int = field(default=1000, metadata={"env": "STATE_SESSIONS", "public": True})
+    conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET", "public": True})
+    rate_limit_per_minute: int = field(default=10, metadata={"env": "RATE_LIMIT_PER_MINUTE", "public": True})
+    rate_limit_per_hour: int = field(default=200, metadata={"env": "RATE_LIMIT_PER_HOUR", "public": True})
     rate_limit_storage_url: str = field(default="memory://", metadata={"env": "RATE_LIMIT_STORAGE_URL"})
-    visitor_tokens_per_hour: int = field(default=300_000, metadata={"env": "VISITOR_TOKENS_PER_HOUR"})
-    visitor_tokens_per_day: int = field(default=1_000_000, metadata={"env": "VISITOR_TOKENS_PER_DAY"})
-    signed_in_factor: int = field(default=3, metadata={"env": "SIGNED_IN_FACTOR"})
-    address_replies: int = field(default=3, metadata={"env": "ADDRESS_REPLIES"})
-    space_messages_per_minute: int = field(default=60, metadata={"env": "SPACE_MESSAGES_PER_MINUTE"})
-    space_messages_per_hour: int = field(default=1500, metadata={"env": "SPACE_MESSAGES_PER_HOUR"})
-    space_messages_per_day: int = field(default=10_000, metadata={"env": "SPACE_MESSAGES_PER_DAY"})
-    space_tokens_per_minute: int = field(default=1_000_000, metadata={"env": "SPACE_TOKENS_PER_MINUTE"})
-    space_tokens_per_hour: int = field(default=5_000_000, metadata={"env": "SPACE_TOKENS_PER_HOUR"})
-    space_tokens_per_day: int = field(default=20_000_000, metadata={"env": "SPACE_TOKENS_PER_DAY"})
-    trust_forwarded_for: bool | None = field(default=None, metadata={"env": "TRUST_FORWARDED_FOR", "kind": bool})
-    forwarded_hops: int = field(default=1, metadata={"env": "FORWARDED_HOPS"})
-    upstream_concurrency: int = field(default=50, metadata={"env": "UPSTREAM_CONCURRENCY"})
-    allow_visitor_keys: bool = field(default=True, metadata={"env": "ALLOW_VISITOR_KEYS"})
-    allowed_models: str = field(default="", metadata={"env": "ALLOWED_MODELS"})
-    models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS"})
-    models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT"})
-    chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY"})
-    queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE"})
-    updates_per_second: float = field(default=11.0, metadata={"env": "UI_UPDATES_PER_SECOND"})
+    visitor_tokens_per_hour: int = field(default=300_000, metadata={"env": "VISITOR_TOKENS_PER_HOUR", "public": True})
+    visitor_tokens_per_day: int = field(default=1_000_000, metadata={"env": "VISITOR_TOKENS_PER_DAY", "public": True})
+    signed_in_factor: int = field(default=3, metadata={"env": "SIGNED_IN_FACTOR", "public": True})
+    address_replies: int = field(default=3, metadata={"env": "ADDRESS_REPLIES", "public": True})
+    space_messages_per_minute: int = field(default=60, metadata={"env": "SPACE_MESSAGES_PER_MINUTE", "public": True})
+    space_messages_per_hour: int = field(default=1500, metadata={"env": "SPACE_MESSAGES_PER_HOUR", "public": True})
+    space_messages_per_day: int = field(default=10_000, metadata={"env": "SPACE_MESSAGES_PER_DAY", "public": True})
+    space_tokens_per_minute: int = field(default=1_000_000, metadata={"env": "SPACE_TOKENS_PER_MINUTE", "public": True})
+    space_tokens_per_hour: int = field(default=5_000_000, metadata={"env": "SPACE_TOKENS_PER_HOUR", "public": True})
+    space_tokens_per_day: int = field(default=20_000_000, metadata={"env": "SPACE_TOKENS_PER_DAY", "public": True})
+    trust_forwarded_for: bool | None = field(
+        default=None, metadata={"env": "TRUST_FORWARDED_FOR", "public": True, "kind": bool}
+    )
+    forwarded_hops: int = field(default=1, metadata={"env": "FORWARDED_HOPS", "public": True})
+    trusted_proxies: str = field(default="", metadata={"env": "TRUSTED_PROXIES", "public": True})
+    upstream_concurrency: int = field(default=50, metadata={"env": "UPSTREAM_CONCURRENCY", "public": True})
+    allow_visitor_keys: bool = field(default=True, metadata={"env": "ALLOW_VISITOR_KEYS", "public": True})
+    allowed_models: str = field(default="", metadata={"env": "ALLOWED_MODELS", "public": True})
+    models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS", "public": True})
+    models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT", "public": True})
+    chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY", "public": True})
+    queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE", "public": True})
+    updates_per_second: float = field(default=11.0, metadata={"env": "UI_UPDATES_PER_SECOND", "public": True})
+    # Saved chats are encrypted in the browser with this; fixed, so they survive restarts (ui.py).
+    saved_chats_secret: str = field(default="", repr=False, metadata={"env": "SAVED_CHATS_SECRET"})
     space_id: str = field(default="", metadata={"env": "SPACE_ID"})
     # Set by Spaces when the README says `hf_oauth: true`: visitors may then sign in with Hugging Face.
     oauth_client_id: str = field(default="", metadata={"env": "OAUTH_CLIENT_ID"})
@@ -97,6 +114,10 @@ class Settings:
         if not settings.base_url.startswith(("http://", "https://")):
             raise SettingsError(f"MOONSHOT_BASE_URL must start with https:// (got {settings.base_url!r})")
         settings.check_ceilings()
+        try:
+            parse_networks(settings.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"TRUSTED_PROXIES={settings.trusted_proxies!r}: {exc}") from None
         return settings
 
     @property
@@ -116,11 +137,12 @@ class Settings:
                     )
 
     @property
-    def proxy_hops(self) -> int:
-        """How many trusted proxies append to ``x-forwarded-for`` (0: trust none). On a Space by
-        default, elsewhere when told to; ``FORWARDED_HOPS`` of them (the Spaces proxy: one)."""
+    def address_reader(self) -> AddressReader:
+        """How visitor addresses are read (address.py): from ``X-Forwarded-For`` on a Space by default,
+        elsewhere when told to (TRUST_FORWARDED_FOR); internal hops and TRUSTED_PROXIES skipped,
+        then FORWARDED_HOPS public ones (the Spaces proxy: one)."""
         trusted = self.trust_forwarded_for if self.trust_forwarded_for is not None else bool(self.space_id)
-        return max(0, self.forwarded_hops) if trusted else 0
+        return AddressReader(max(0, self.forwarded_hops) if trusted else 0, parse_networks(self.trusted_proxies))
 
     @property
     def allowed(self) -> frozenset[str]:

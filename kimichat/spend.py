@@ -1,5 +1,5 @@
-"""Tokens spent, counted where every replica sees them: per visitor, per visit, and Space-wide;
-and the replies running now, held the same way.
+"""Tokens spent (and upload bytes), counted where every replica sees them: per visitor, per
+visit, and Space-wide.
 
 A message's cost is known only when its stream ends, so each request *reserves* what it may
 cost (the app's estimate of the request plus its reply budget) before it is sent, and
@@ -28,11 +28,9 @@ class Ceiling:
     name: str  # "space", "visitor": which refusal it gives
     window: int
     limit: int
-    lease: bool = False  # one counter held and given back (replies running), not a window of counts
 
     def key(self, owner: str, now: float) -> str:
-        bucket = "lease" if self.lease else int(now // self.window)  # a lease only expires (a crashed holder)
-        return f"kimichat:tokens:{self.name}:{owner}:{self.window}:{bucket}"
+        return f"kimichat:tokens:{self.name}:{owner}:{self.window}:{int(now // self.window)}"
 
     def wait(self, now: float) -> int:
         """Seconds until this window starts again from zero."""

@@ -8,6 +8,7 @@ client, the model list. The handlers are the methods of ``Page``, so tests can c
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from html import escape
@@ -20,9 +21,9 @@ from starlette.middleware import Middleware
 from .attachments import ACCEPTED
 from .chat import ChatService
 from .conversation import conversation_persona
-from .guard import UploadGate, Visitor, visitor_ids
+from .guard import EdgeGate, Visitor, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
-from .middleware import BodyLimit, ClosedRoutes, PagePolicy, UploadLimit
+from .middleware import BodyLimit, ClosedRoutes, DirectCallLimit, NoFileUrls, PagePolicy, UploadLimit, megabytes
 from .personas import Persona, PersonaFile
 from .reply import Update
 from .settings import Settings
@@ -115,6 +116,7 @@ class Page:
         self.service = service
         self.settings, self.personas, self.catalog = service.settings, service.personas, service.catalog
         self.avatars = write_avatars(self.personas)
+        self.addresses = self.settings.address_reader
         # What the page is built with (the built-in model table, before any list is fetched):
         # the load event sends the fetched list only where it differs from this.
         self.built_models = self.model_choices(self.personas.first, "en")
@@ -153,10 +155,10 @@ class Page:
     def visitor(self, request: gr.Request, own_key: str, profile: gr.OAuthProfile | None) -> Visitor:
         """Who asks: their Hugging Face account if signed in (Gradio reads it from the session the
         Space's OAuth signed), else their address; their session; the key they typed, if allowed."""
-        host = request.client.host if request.client else None
+        address = self.addresses.address(request.headers, request.client.host if request.client else None)
         user = profile.username if profile is not None and self.settings.sign_in else None
         return Visitor(
-            visitor_ids(request.headers, host, request.session_hash, self.settings.proxy_hops, user),
+            visitor_ids(address, request.session_hash, user),
             (own_key or "").strip() if self.settings.allow_visitor_keys else "",
         )
 
@@ -184,10 +186,13 @@ class Page:
         return [], None, *self.panel(self.service.persona(persona_id), lang_of(request))
 
     def reopen(self, index: int, saved: list, request: gr.Request) -> tuple:
-        """A saved chat comes back with its own persona, read from its replies' tags."""
+        """A saved chat comes back with its own persona, read from its replies' tags; one saved with
+        a persona this Space no longer has goes on with the default one, and says so."""
         chat = saved[index] if isinstance(index, int) and 0 <= index < len(saved or []) else []
-        persona = self.service.persona(conversation_persona(chat))
-        return persona.id, *self.panel(persona, lang_of(request))
+        owner, lang = conversation_persona(chat), lang_of(request)
+        persona = self.service.persona(owner)
+        gone = t("persona_gone", lang, persona=persona.name.get(lang)) if owner and persona.id != owner else ""
+        return persona.id, *self.panel(persona, lang), gone
 
     def model_changed(self, persona_id: str, model_id: str) -> dict[str, Any]:
         return gr.update(**self.temperature(self.service.persona(persona_id), model_id))
@@ -297,8 +302,9 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
         # Gradio 6.31 fires a State's .change (chatbot_value's empties the chat) only after queued events.
         fresh_chat = [chat.chatbot_value, chat.conversation_id]
         picker.input(page.switch_persona, [picker], [*fresh_chat, *look], api_visibility="undocumented")
+        keep_saved_chats(chat, settings)
         chat.chat_history_dataset.click(
-            page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look], **quiet
+            page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look, usage], **quiet
         )
         model_picker.change(page.model_changed, [picker, model_picker], [temperature], **quiet)
         export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
@@ -313,8 +319,47 @@ def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
     return demo
 
 
+SAVED_CHATS_KEY = "kimichat-saved-chats"
+
+
+def keep_saved_chats(chat: gr.ChatInterface, settings: Settings) -> None:
+    """Saved chats that survive restarts: ChatInterface keeps them in a ``gr.BrowserState`` whose
+    secret is random per launch and whose storage key holds a component id (which moves when the
+    layout does), so each restart showed an empty list and the next save overwrote the old one.
+    A fixed secret and key (Gradio's own advice, gradio#10559) keep them. ChatInterface has no
+    parameter for them, so its ``saved_conversations`` gets the BrowserState's documented
+    ``secret`` and ``storage_key``; if a Gradio upgrade moves either, startup stops here.
+
+    The secret keeps apps on one origin apart; it hides nothing from the visitor (it is in the
+    page), so it is derived from the Space's id unless SAVED_CHATS_SECRET sets one."""
+    secret = settings.saved_chats_secret or hashlib.sha256(f"kimichat:{settings.space_id}".encode()).hexdigest()[:32]
+    saved = getattr(chat, "saved_conversations", None)
+    if isinstance(saved, gr.BrowserState):
+        saved.secret, saved.storage_key = secret, SAVED_CHATS_KEY
+    props = saved.get_config() if isinstance(saved, gr.BrowserState) else {}
+    if props.get("secret") != secret or props.get("storage_key") != SAVED_CHATS_KEY:
+        raise RuntimeError(
+            "this Gradio's ChatInterface no longer keeps saved chats in saved_conversations (a gr.BrowserState "
+            "with secret and storage_key): saved chats would vanish at every restart; see kimichat/ui.py"
+        )
+
+
 # One text for both languages: the button's own script compares its label with this value.
 SIGN_IN, LOG_OUT = "Sign in with Hugging Face · 登录", "Log out ({}) · 退出"
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """The checks before Gradio reads a request (middleware.py), outermost first."""
+    gate, reader = EdgeGate(settings), settings.address_reader
+    limit, direct_limit = megabytes(settings.max_body_mb), megabytes(settings.max_direct_body_mb)
+    return [
+        Middleware(ClosedRoutes),
+        Middleware(BodyLimit, limit=limit, direct_limit=direct_limit),
+        Middleware(DirectCallLimit, gate=gate, reader=reader),
+        Middleware(UploadLimit, gate=gate, reader=reader, max_files=settings.max_files_per_message),
+        Middleware(NoFileUrls),
+        Middleware(PagePolicy),
+    ]
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -333,12 +378,8 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # own key) in the browser or a Hub bucket; the chat needs none of it.
         "run_history": False,
         "max_file_size": f"{settings.max_file_mb:g}mb",  # Gradio refuses a larger upload before storing it
-        "app_kwargs": {
-            "middleware": [
-                Middleware(ClosedRoutes),
-                Middleware(BodyLimit, limit=int(settings.max_body_mb * 2**20)),
-                Middleware(UploadLimit, gate=UploadGate(settings)),
-                Middleware(PagePolicy),
-            ]
-        },
+        # Each session's state stays in memory until the session has been gone an hour; a made-up
+        # session name makes a new one. At most this many, each bounded by MAX_DIRECT_BODY_MB.
+        "state_session_capacity": settings.state_sessions,
+        "app_kwargs": {"middleware": middleware(settings)},
     }

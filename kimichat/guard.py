@@ -176,9 +176,8 @@ class EdgeGate:
     ``UPLOAD_MB_PER_HOUR``), and the page's direct calls (``DIRECT_CALLS_PER_MINUTE``), which run
     past the queue and can each leave a session's state in memory."""
 
-    def __init__(self, settings: Settings):
-        self.health = StoreHealth()
-        storage = _storage(settings)
+    def __init__(self, settings: Settings, storage: Storage, health: StoreHealth):
+        self.health = health
         self._counts, self._meter = Counts(storage), TokenMeter(storage)
         s = settings
         self._files = _per(((RateLimitItemPerMinute, s.uploads_per_minute), (RateLimitItemPerHour, s.uploads_per_hour)))
@@ -220,8 +219,9 @@ class Guard:
 
     def __init__(self, settings: Settings, leases: Leases | None = None):
         self.settings = settings
-        self.health = StoreHealth()
+        self.health = StoreHealth()  # one store, one health: an outage is one log line for every gate
         storage = _storage(settings)
+        self.edge = EdgeGate(settings, storage, self.health)  # the middleware's gates (middleware.py)
         self._leases = leases or leases_for(settings.rate_limit_storage_url)
         self._counts = Counts(storage)
         self._meter = TokenMeter(storage)

@@ -213,9 +213,9 @@ class Page:
         )
 
 
-def build(settings: Settings, personas: PersonaFile) -> gr.Blocks:
-    """The whole app, ready for ``launch(**launch_options(settings))``."""
-    service = ChatService.from_settings(settings, personas)
+def build(service: ChatService) -> gr.Blocks:
+    """The whole app, ready for ``launch(**launch_options(service))``."""
+    settings, personas = service.settings, service.personas
     page = Page(service)
     first = personas.first
 
@@ -348,9 +348,9 @@ def keep_saved_chats(chat: gr.ChatInterface, settings: Settings) -> None:
 SIGN_IN, LOG_OUT = "Sign in with Hugging Face · 登录", "Log out ({}) · 退出"
 
 
-def middleware(settings: Settings) -> list[Middleware]:
+def middleware(settings: Settings, gate: EdgeGate) -> list[Middleware]:
     """The checks before Gradio reads a request (middleware.py), outermost first."""
-    gate, reader = EdgeGate(settings), settings.address_reader
+    reader = settings.address_reader
     limit, direct_limit = megabytes(settings.max_body_mb), megabytes(settings.max_direct_body_mb)
     return [
         Middleware(ClosedRoutes),
@@ -362,13 +362,14 @@ def middleware(settings: Settings) -> list[Middleware]:
     ]
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
+def launch_options(service: ChatService) -> dict[str, Any]:
     """Keyword arguments for ``demo.launch``: Gradio 6 takes i18n, css and theme there.
 
     ``max_threads`` also caps how many queued events Gradio runs at once (40 by default,
     whatever the events' concurrency limits say), so it must leave room for every chat
     plus the short steps around them.
     """
+    settings = service.settings
     return {
         "i18n": LABELS,
         "ssr_mode": False,
@@ -381,5 +382,5 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # Each session's state stays in memory until the session has been gone an hour; a made-up
         # session name makes a new one. At most this many, each bounded by MAX_DIRECT_BODY_MB.
         "state_session_capacity": settings.state_sessions,
-        "app_kwargs": {"middleware": middleware(settings)},
+        "app_kwargs": {"middleware": middleware(settings, service.guard.edge)},
     }

@@ -1,8 +1,10 @@
-"""Shared rig: a local Kimi-compatible server and the real app run as `python app.py`."""
+"""Shared rig: a local Kimi-compatible server and the real app run as `python app.py`; the marks
+that say what a test needs beyond Python (a test whose part is missing skips, naming it)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +47,43 @@ NO_LIMITS = {
     "uploads_per_hour": 0,
 }
 NO_RATE_LIMITS = {name.upper(): str(value) for name, value in NO_LIMITS.items()}  # the same, as the app's env
+
+
+def _can_unshare() -> bool:
+    """A network namespace of our own: root, util-linux's unshare and iproute2's ip."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+# mark: (what it means, whether this machine has it, what to install when not)
+NEEDS = {
+    "browser": ("drives Debian's chromium", lambda: Path("/usr/bin/chromium").exists(), "apt-get install -y chromium"),
+    "redis": ("runs redis-server", lambda: bool(shutil.which("redis-server")), "apt-get install -y redis-server"),
+    "netns": (
+        "runs the app in a network namespace",
+        _can_unshare,
+        "run as root with apt-get install -y util-linux iproute2",
+    ),
+    "soak": ("a long run under load (select with -m soak, leave out with -m 'not soak')", lambda: True, ""),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for mark, (meaning, _, _) in NEEDS.items():
+        config.addinivalue_line("markers", f"{mark}: {meaning}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test whose system part is missing skips with one line naming what to install (.ci/run
+    installs everything and fails on any skip)."""
+    present = {mark: has() for mark, (_, has, _) in NEEDS.items()}
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+        for mark, (meaning, _, install) in NEEDS.items():
+            if item.get_closest_marker(mark) and not present[mark]:
+                item.add_marker(pytest.mark.skip(reason=f"{mark}: {meaning}; needs {install}"))
 
 
 @pytest.fixture(scope="session")
@@ -133,23 +172,37 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
     return predicate()
 
 
+class RedisServer:
+    """A Redis server on loopback (Debian's redis-server) that a test can stop and start again on
+    the same port, as replicas would share it."""
+
+    def __init__(self) -> None:
+        self.port, self.proc = free_port(), None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def _ping(self) -> bool:
+        ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+        return ping.stdout.strip() == "PONG"
+
+    def start(self) -> RedisServer:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.skip("redis: runs redis-server; needs apt-get install -y redis-server")
+        command = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        assert wait_for(self._ping, 10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis server on loopback for this run (Debian's redis-server), as replicas would share."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is missing: apt-get install -y redis-server (see .ci/run)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    assert wait_for(
-        lambda: (
-            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip()
-            == "PONG"
-        ),
-        10,
-    )
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
+    """A Redis server for this run, shared by the tests that need one."""
+    server = RedisServer().start()
+    yield server.url
+    server.stop()

@@ -27,6 +27,7 @@ class RunningApp:
     url: str
     proc: subprocess.Popen
     log_path: Path
+    upload_dir: Path  # the app's own GRADIO_TEMP_DIR: where its uploads are stored
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -58,6 +59,7 @@ def launch_app(
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_ANALYTICS_ENABLED": "False",
             "PYTHONUNBUFFERED": "1",
+            "GRADIO_TEMP_DIR": str(log_dir / f"gradio-{port}"),
             **env,
         }
     )
@@ -71,7 +73,7 @@ def launch_app(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() ends its children too
         )
-    app = RunningApp(f"http://127.0.0.1:{port}/", proc, log_path)
+    app = RunningApp(f"http://127.0.0.1:{port}/", proc, log_path, Path(full_env["GRADIO_TEMP_DIR"]))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

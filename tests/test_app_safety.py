@@ -213,6 +213,7 @@ def test_no_request_can_name_the_upstream(app, upstream):
     assert params == {"message", "persona_id", "model_id", "temperature", "own_key"}
 
 
+@pytest.mark.soak
 def test_soak_200_chats_50_clients_random_faults(app, upstream):
     """200 chats from 50 clients with faults mixed in: each ends in a full reply or a clear note."""
     import random

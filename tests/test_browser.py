@@ -24,12 +24,11 @@ CHROMIUM = "/usr/bin/chromium"
 BOT = '#chatbot [data-testid="bot"]'
 USER = '#chatbot [data-testid="user"]'
 SAVED = '[role="grid"]'  # ChatInterface's list of saved chats
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (see .ci/run)")
     OUT.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

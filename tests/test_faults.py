@@ -6,9 +6,9 @@ Every case goes over real HTTP to tests/kimi_server.py; nothing in the SDK is fa
 from __future__ import annotations
 
 import asyncio
-import re
 import json
 import logging
+import re
 
 import pytest
 from conftest import KEY, answer_of, make_service, notes_of, run

@@ -55,6 +55,7 @@ def until(deadline: float, step) -> list:
     return out
 
 
+@pytest.mark.soak
 def test_hostile_clients_cannot_pass_the_ceilings_while_honest_ones_chat(soak_app, upstream):
     upstream.tokens, upstream.token_delay = 400, 0.002
     app, deadline = soak_app, time.monotonic() + SOAK_SECONDS

@@ -72,6 +72,7 @@ def space_copy(tmp_path) -> Path:
     return tmp_path / "space"
 
 
+@pytest.mark.netns
 def test_a_zerogpu_space_starts_chats_and_never_asks_for_a_gpu(space_copy):
     """The Space's files started as ZeroGPU starts them (tests/space_mode.py), in a network
     namespace with only loopback: Gradio binds 0.0.0.0 there, and nothing beyond it is reached."""

@@ -4,10 +4,12 @@
     python -m kimichat.deploy you/kimi-chat --dry-run    # show the plan, touch nothing
     python -m kimichat.deploy you/kimi-chat --from someone/kimi-chat
 
-The Kimi key is read from the local MOONSHOT_API_KEY and set as a Space *secret*
-(never printed); other settings found in the local environment (or given with --var)
-become Space *variables*, which are public and copied to duplicates. The Hub token
-comes from HF_TOKEN or the cached `hf auth login`.
+The Kimi key is read from the local MOONSHOT_API_KEY and set as a Space *secret* (never
+printed), and so is any setting named with --secret. Space *variables* are public and copied
+to duplicates, so only the settings made to be public (limits, models, languages) become
+variables, from the local environment or --var; anything else set locally (a storage URL that
+may carry a password, a local path) is left out with a line saying so. --dry-run shows exactly
+what becomes public. The Hub token comes from HF_TOKEN or the cached `hf auth login`.
 
 Since July 2026 creating or duplicating a Gradio Space needs a paid plan, except that a
 free personal account may host up to two ZeroGPU Gradio Spaces (--hardware zero-a10g).
@@ -21,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .settings import ROOT, Settings
 
@@ -28,7 +31,9 @@ SECRET = "MOONSHOT_API_KEY"
 # What a Space needs to run and show its page; nothing else is uploaded.
 ALLOW = ["app.py", "requirements.txt", "README.md", "personas.yaml", "kimichat/*.py", "kimichat/static/*", "docs/*.png"]
 IGNORE = ["*/__pycache__/*", "*.pyc", "kimichat/deploy.py"]
-SKIP_VARIABLES = {SECRET, "SPACE_ID"}  # SPACE_ID is set by Spaces itself
+ALL_SETTINGS = {f.metadata["env"] for f in fields(Settings)}
+# The settings a Space may show as public variables: those settings.py marks public.
+PUBLIC = {f.metadata["env"] for f in fields(Settings) if f.metadata.get("public")}
 
 
 class DeployError(Exception):
@@ -44,6 +49,7 @@ class Plan:
     files: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     variables: dict[str, str] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)  # a local setting not published, and why
     private: bool = False
     hardware: str | None = None
     update: bool = False
@@ -58,7 +64,10 @@ class Plan:
             lines.append(f"Files ({len(self.files)}):")
             lines += [f"  {name}" for name in self.files]
         lines.append("Secrets: " + (", ".join(sorted(self.secrets)) or "none (the Space will show its setup panel)"))
-        lines.append("Variables: " + (", ".join(f"{k}={v}" for k, v in sorted(self.variables.items())) or "none"))
+        lines.append(
+            "Variables (public): " + (", ".join(f"{k}={v}" for k, v in sorted(self.variables.items())) or "none")
+        )
+        lines += [f"Not published: {name}: {why}" for name, why in sorted(self.left_out.items())]
         return "\n".join(lines)
 
 
@@ -73,28 +82,49 @@ def space_files(root: Path = ROOT) -> list[str]:
     return sorted(filter_repo_objects(found, allow_patterns=ALLOW, ignore_patterns=IGNORE))
 
 
-def settings_variables(environ: Mapping[str, str]) -> dict[str, str]:
-    """Our non-secret settings that are set locally, to copy onto the Space as variables."""
-    names = [f.metadata["env"] for f in fields(Settings)]
-    return {name: environ[name] for name in names if name not in SKIP_VARIABLES and environ.get(name)}
+def why_not_public(name: str, value: str) -> str | None:
+    """Why ``name=value`` may not be a public variable; None if it may."""
+    as_secret = f"set it as a secret instead (--secret {name}, or the Space's settings page)"
+    if name not in PUBLIC:
+        return f"not a setting made to be public; {as_secret}" if name in ALL_SETTINGS else "not a setting of this app"
+    parts = urlsplit(value.strip()) if "://" in value else None
+    if parts and (parts.username or parts.password or parts.query):
+        return f"its URL carries credentials or a query; {as_secret}"
+    if parts and parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return "it points at this machine, which the Space cannot reach"
+    return None
 
 
 def make_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
-    variables = settings_variables(environ)
+    variables, left_out = {}, {}
+    for name in sorted(ALL_SETTINGS - {SECRET, *args.secret}):  # what is set locally, if it may be public
+        if environ.get(name):
+            why = why_not_public(name, environ[name])
+            if why:
+                left_out[name] = why
+            else:
+                variables[name] = environ[name]
     for item in args.var:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise DeployError(f"--var takes NAME=VALUE, not {item!r}")
-        if name == SECRET:
-            raise DeployError(f"{SECRET} is a secret: set it in your environment, not with --var")
+        why = why_not_public(name, value)
+        if why:
+            raise DeployError(f"--var {name}: {why}")
         variables[name] = value
-    key = environ.get(SECRET, "")
+    secrets = {}
+    for name in [SECRET, *args.secret]:
+        if environ.get(name):
+            secrets[name] = environ[name]
+        elif name != SECRET:
+            raise DeployError(f"--secret {name}: set {name} in your environment first; its value is read from there")
     return Plan(
         space=args.space,
         source=args.source,
         files=[] if args.source else space_files(),
-        secrets={SECRET: key} if key else {},
+        secrets=secrets,
         variables=variables,
+        left_out=left_out,
         private=args.private,
         hardware=args.hardware,
         update=args.update,
@@ -195,7 +225,14 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set a Space variable (public; copied to duplicates); repeatable",
+        help="set a Space variable (public; copied to duplicates): only the settings made to be public; repeatable",
+    )
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="set the local environment's NAME as a Space secret (not public, not copied); repeatable",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop: no network, no token needed")
     return p

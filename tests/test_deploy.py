@@ -121,3 +121,46 @@ def test_duplicate_from_an_existing_space(hub):
     assert SECRET not in result.stdout + result.stderr
     missing = deploy(hub, "tester/other", "--from", "lab/nope")
     assert missing.returncode == 1 and "lab/nope was not found" in missing.stderr
+
+
+def test_nothing_private_becomes_a_public_variable(hub):
+    """Space variables are public and copied to duplicates: a storage URL with a password, a local
+    path, the Space's own variables and anything not made to be public stay out, each with a line
+    saying why and how to set it as a secret; --dry-run shows exactly what becomes public."""
+    local = {
+        "RATE_LIMIT_STORAGE_URL": "redis://:hunter2-PASSWORD@10.0.0.7:6379/0",
+        "PERSONAS_PATH": "/home/me/personas.yaml",
+        "SAVED_CHATS_SECRET": "my-saved-chats-secret",
+        "MOONSHOT_BASE_URL": "http://127.0.0.1:8000/v1",
+        "RATE_LIMIT_PER_MINUTE": "7",
+        "ALLOWED_MODELS": "kimi-k2.6",
+    }
+    dry = deploy(hub, "tester/kimi-chat", "--dry-run", token=None, **local)
+    assert dry.returncode == 0, dry.stderr
+    assert "Variables (public): ALLOWED_MODELS=kimi-k2.6, RATE_LIMIT_PER_MINUTE=7\n" in dry.stdout
+    for name in ("RATE_LIMIT_STORAGE_URL", "PERSONAS_PATH", "SAVED_CHATS_SECRET"):
+        assert f"Not published: {name}: not a setting made to be public; set it as a secret instead" in dry.stdout
+    assert "Not published: MOONSHOT_BASE_URL: it points at this machine" in dry.stdout
+    assert "hunter2" not in dry.stdout + dry.stderr and "my-saved-chats-secret" not in dry.stdout
+
+    done = deploy(hub, "tester/kimi-chat", "--secret", "RATE_LIMIT_STORAGE_URL", **local)
+    assert done.returncode == 0, done.stderr
+    repo = hub.repos["tester/kimi-chat"]
+    assert repo["variables"] == {"ALLOWED_MODELS": "kimi-k2.6", "RATE_LIMIT_PER_MINUTE": "7"}
+    assert repo["secrets"] == {"RATE_LIMIT_STORAGE_URL": local["RATE_LIMIT_STORAGE_URL"]}
+    for request in hub.requests:
+        if not request.path.endswith("/secrets"):
+            assert "hunter2" not in str(request.body) + request.path + request.query
+
+
+def test_a_variable_asked_for_by_name_is_checked_too(hub):
+    for var, why in (
+        ("RATE_LIMIT_STORAGE_URL=redis://:pw@host:6379", "set it as a secret instead"),
+        ("MOONSHOT_API_KEY=sk-x", "set it as a secret instead"),
+        ("MOONSHOT_BASE_URL=https://user:pw@proxy.example/v1", "carries credentials"),
+        ("NOT_OURS=1", "not a setting of this app"),
+    ):
+        refused = deploy(hub, "tester/x", "--dry-run", "--var", var, token=None)
+        assert refused.returncode == 1 and why in refused.stderr, refused.stderr
+        assert ":pw@" not in refused.stdout + refused.stderr
+    assert hub.requests == []

@@ -60,6 +60,8 @@ class HubServer:
                 {
                     "type": "user",
                     "name": self.user,
+                    "fullname": self.user.title(),
+                    "avatarUrl": "/avatars/tester.svg",
                     "orgs": [{"name": o} for o in self.orgs],
                     "auth": {"accessToken": {"role": "write"}},
                 }

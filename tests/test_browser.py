@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, wait_for
-from kimi_server import serve_in_thread
+from kimi_server import free_port, serve_in_thread
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -288,6 +289,23 @@ REACHING_OUT = (
     '<meta http-equiv="refresh" content="0;url={host}/meta">',
     '<picture><source srcset="{host}/srcset"><img src="data:,"></picture>',
 )
+# Shapes that took the old escaping for code, and more: each on lines of its own, as Kimi writes them.
+BYPASSES = (
+    'see \\`<audio src="{host}/esc" autoplay></audio>\\` ok',
+    "a ~~~ <video src={host}/tilde autoplay></video> ~~~ b",
+    "a ``` <audio src={host}/open autoplay> b",
+    "<pre>\n\n```\n<audio src={host}/pre autoplay></audio>\n```\n</pre>",
+    "> <div>\n> ```\n> <video src={host}/quote autoplay></video>\n> ```",
+    "<!-- x --!><audio src={host}/comment autoplay></audio>",
+    "<AuDiO src={host}/case autoplay></AuDiO>",
+    "<audio\nsrc={host}/lines\nautoplay></audio>",
+    "<video/src={host}/slash autoplay></video>",
+    "`<style>@import url({host}/import.css);</style>`",
+    "<svg><image href={host}/svgimg /></svg>",
+    "<math><mtext><iframe src={host}/math></iframe></mtext></math>",
+    "<object data={host}/object2></object>",
+    "```\nnever closed <audio src={host}/unclosed autoplay></audio>",
+)
 
 
 def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
@@ -318,8 +336,12 @@ def test_a_reply_cannot_make_the_browser_call_another_host(open_page, upstream):
         host = f"http://127.0.0.1:{port}"  # now Kimi writes them, not the visitor
         upstream.reply_prefix = " ".join(payload.format(host=host) for payload in REACHING_OUT) + " "
         chat(page, upstream, "tell me more")
-        expect(page.locator(BOT).last).to_contain_text("<audio src=")  # shown as text
+        expect(page.locator(BOT).last).to_contain_text("<\u200baudio src=")  # shown as text
         assert not wait_for(lambda: seen, 2), seen  # nothing arrives (a fetch would within a moment)
+        upstream.reply_prefix = "\n\n".join(shape.format(host=host) for shape in BYPASSES) + "\n\n"
+        chat(page, upstream, "and once more")
+        expect(page.locator(BOT).last).to_contain_text("Echo: and once more")
+        assert not wait_for(lambda: seen, 2), seen
         if page.locator("#chatbot #steal").count():  # the visitor's own message renders their form
             page.evaluate(  # kept on the page, awaited after the click
                 "() => { window.blocked = new Promise(done => document.addEventListener("
@@ -491,3 +513,59 @@ def test_edit_resends_and_undo_takes_back(open_page, upstream):
     page.locator("#chatbot").get_by_role("button", name="Undo").last.click()
     expect(page.locator(USER)).to_have_count(0)
     expect(page.locator("#message textarea")).to_have_value("second try")
+
+
+def test_saved_chats_survive_restarts_and_a_new_layout(browser, kimi, upstream, tmp_path):
+    """A Space restarts on every push, settings change and wake-up, and its layout changes when
+    sign-in is turned on. A saved chat is still listed after each, and reopens with its persona;
+    one whose persona the new personas.yaml lacks reopens with the default one and says so."""
+    from hub_server import TOKEN, HubServer
+
+    hub = HubServer()
+    hub_server, hub_port = serve_in_thread(hub.app())
+    port = free_port()  # one address throughout: the browser keeps saved chats per origin
+    env = {
+        **NO_RATE_LIMITS,
+        "MOONSHOT_API_KEY": KEY,
+        "MOONSHOT_BASE_URL": kimi.base_url,
+        "SPACE_ID": "tester/kimi-chat",
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    # Sign-in on, as a Space with hf_oauth has it; off a Space Gradio signs in a stand-in for the
+    # machine's own Hugging Face login (the local Hub stand-in here).
+    oauth = {"OAUTH_CLIENT_ID": "client", "OAUTH_CLIENT_SECRET": "secret", "HF_TOKEN": TOKEN}
+    oauth["HF_ENDPOINT"] = f"http://127.0.0.1:{hub_port}"
+    fewer = yaml.safe_load((ROOT / "personas.yaml").read_text(encoding="utf-8"))
+    fewer["personas"] = [p for p in fewer["personas"] if p["id"] != "translator"]
+    (tmp_path / "fewer.yaml").write_text(yaml.safe_dump(fewer, allow_unicode=True), encoding="utf-8")
+    context = browser.new_context(locale="en-US")
+    app = launch_app(tmp_path, env)
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.locator("#persona-picker input").click()
+        page.get_by_role("option", name="Translator (zh ⇄ en)").click()
+        chat(page, upstream, "kept across restarts")
+        expect(page.locator(SAVED)).to_contain_text("kept across restarts")
+        for restarted in ({}, oauth):  # a plain restart, then one with sign-in turned on
+            app.stop()
+            app = launch_app(tmp_path, {**env, **restarted})
+            page.reload()
+            if restarted:
+                expect(page.locator("#sign-in")).to_be_visible(timeout=30_000)
+            history = page.locator(SAVED)
+            expect(history).to_contain_text("kept across restarts", timeout=30_000)
+            history.get_by_text("kept across restarts").click()
+            expect(page.locator(USER)).to_contain_text("kept across restarts")
+            expect(page.locator("#persona-card")).to_contain_text("Translator")
+        app.stop()
+        app = launch_app(tmp_path, {**env, "PERSONAS_PATH": str(tmp_path / "fewer.yaml")})
+        page.reload()
+        page.locator(SAVED).get_by_text("kept across restarts").click()
+        expect(page.locator(USER)).to_contain_text("kept across restarts")
+        expect(page.locator("#persona-card")).to_contain_text("Lab Cat")
+        expect(page.locator("#usage")).to_contain_text("a persona this Space no longer has")
+    finally:
+        app.stop()
+        context.close()
+        hub_server.should_exit = True

@@ -1,6 +1,7 @@
 """Load benchmark: N simultaneous chats through Gradio's queue protocol, as the browser sends them.
 
     .venv/bin/python benchmarks/load.py --users 100            # one app on one core
+    .venv/bin/python benchmarks/load.py --users 100 --compare-stock --runs 3   # side by side with stock
     .venv/bin/python benchmarks/load.py --users 500 --no-floor
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8080/ --upstream-port 8765   # an app you run
 
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from kimi_server import free_port  # noqa: E402
 
+from kimichat.settings import Settings  # noqa: E402
+
 KEY = "sk-test-bench"
 REPLY_START = "Echo"  # tests/kimi_server.py's first token
+STOCK = "benchmarks/stock_chatinterface.py"  # the reference: a tutorial's ChatInterface
 
 
 @dataclass
@@ -57,23 +61,12 @@ class Run:
     wall: float = 0.0
 
 
-# Every simulated visitor comes from 127.0.0.1: the per-address and Space-wide limits are off (the
-# benchmark measures serving, not refusing).
+# Every simulated visitor comes from 127.0.0.1: every per-address, per-visitor and Space-wide limit
+# is set far above the run (not switched off: the gates are part of what a message costs).
 UNLIMITED = {
-    name: "0"
-    for name in (
-        "RATE_LIMIT_PER_MINUTE",
-        "RATE_LIMIT_PER_HOUR",
-        "ADDRESS_REPLIES",
-        "VISITOR_TOKENS_PER_HOUR",
-        "VISITOR_TOKENS_PER_DAY",
-        "SPACE_MESSAGES_PER_MINUTE",
-        "SPACE_MESSAGES_PER_HOUR",
-        "SPACE_MESSAGES_PER_DAY",
-        "SPACE_TOKENS_PER_MINUTE",
-        "SPACE_TOKENS_PER_HOUR",
-        "SPACE_TOKENS_PER_DAY",
-    )
+    f.metadata["env"]: "1000000000"
+    for f in fields(Settings)
+    if f.metadata["env"].endswith(("_PER_MINUTE", "_PER_HOUR", "_PER_DAY")) or f.metadata["env"] == "ADDRESS_REPLIES"
 }
 
 
@@ -394,78 +387,146 @@ def start_app(
     return proc
 
 
+def http_clients(args: argparse.Namespace) -> list[httpx.AsyncClient]:
+    """One client per user (and one to warm up), as each visitor has a browser of their own: httpcore
+    scans its whole pool on every request, so a pool shared by 20 users (heartbeat streams and all)
+    made the script, not the app, the bottleneck of a burst of messages. Idle connections are dropped
+    before uvicorn's 5 s keep-alive timeout closes them (reusing one the server is closing fails with
+    a ReadError: browsers retry those, httpx does not). Source addresses 127.0.0.1, 127.0.1.1, ...
+    look like visitors from different networks to nginx's ip_hash (first three octets)."""
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=2.0)
+    return [
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(300, connect=60),
+            transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{k % args.addresses}.1", limits=limits),
+        )
+        for k in range(args.users + 1)
+    ]
+
+
+async def load(args: argparse.Namespace, base: str, app_proc: psutil.Process | None, label: str) -> dict[str, dict]:
+    """Every visitor opens the page, then all send a message at once; the figures of both."""
+    plan = Plan.read(base, args.path)
+    clients = http_clients(args)
+    visitors = [Visitor(clients[i], base, plan) for i in range(args.users)]
+    try:
+        warm = Visitor(clients[-1], base, plan)  # imports, the first model list
+        await warm.open_page()
+        await warm.send("warm up")
+        warm.close()
+        # every tab is open first, as when people type into a page they have loaded (--cold: the
+        # message's first request creates the session)
+        page = None if args.cold else await drive(args.users, lambda i: visitors[i].open_page(), app_proc)
+        message = await drive(args.users, lambda i: visitors[i].send(f"user {i} hello"), app_proc)
+    finally:
+        for visitor in visitors:
+            visitor.close()
+        for client in clients:
+            await client.aclose()
+    figures = {"message": report(f"{label}: messages", message)}
+    if page:
+        figures["page"] = report(f"{label}: page loads", page, per="page")
+    return figures
+
+
+async def load_started(args: argparse.Namespace, upstream_port: int, app: str, label: str) -> dict[str, dict]:
+    """``app`` started fresh (pinned to core 0 unless --no-pin), loaded, stopped."""
+    extra = dict(item.split("=", 1) for item in args.env)
+    port = free_port()
+    proc = start_app(port, upstream_port, args, extra, core=0 if args.pin else None, app=app)
+    try:
+        return await load(args, f"http://127.0.0.1:{port}/", psutil.Process(proc.pid), label)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def floor(args: argparse.Namespace, upstream_port: int) -> dict:
+    """The same messages straight through the openai SDK, a client per user as on the app's path."""
+    from openai import AsyncOpenAI
+
+    sdks = [
+        AsyncOpenAI(api_key=KEY, base_url=f"http://127.0.0.1:{upstream_port}/v1", max_retries=0)
+        for _ in range(args.users)
+    ]
+    run = await drive(args.users, lambda i: sdk_chat(sdks[i], f"user {i} hello"), None)
+    return report("openai SDK alone (floor)", run)
+
+
+# (label, figure, which run, format): the side-by-side table's rows
+ROWS = (
+    ("server CPU per message (ms)", "cpu_ms_per_reply", "message", "{:.0f}"),
+    ("server CPU per page load (ms)", "cpu_ms_per_reply", "page", "{:.1f}"),
+    ("redraws per second per stream", "updates_per_s", "message", "{:.1f}"),
+    ("TTFT p50 (s)", "ttft_p50", "message", "{:.2f}"),
+    ("TTFT p99 (s)", "ttft_p99", "message", "{:.2f}"),
+    ("TTFT p99 / SDK floor", "floor_ratio", "message", "{:.1f}x"),
+    ("ready to type again p99 (s)", "ready_p99", "message", "{:.2f}"),
+    ("errors", "errors", "message", "{:.0f}"),
+)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """min / median / max of several runs (one value: itself)."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def compare_table(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The app and the stock ChatInterface side by side, each figure's ratio to stock per run."""
+    for run in runs:
+        for side in ("app", "stock"):
+            run[side]["message"]["floor_ratio"] = run[side]["message"]["ttft_p99"] / run["floor"]["ttft_p99"]
+    head = "min / median / max" if len(runs) > 1 else "one run"
+    lines = [
+        f"{args.users} visitors, {len(runs)} interleaved run(s), {head}",
+        "",
+        "| figure | this app | stock ChatInterface | app / stock |",
+        "|---|---|---|---|",
+    ]
+    for label, key, part, fmt in ROWS:
+        app = [r["app"][part][key] for r in runs if part in r["app"]]
+        stock = [r["stock"][part][key] for r in runs if part in r["stock"]]
+        if not app or not stock:
+            continue
+        ratios = [a / s for a, s in zip(app, stock, strict=True) if s]
+        ratio = spread(ratios, "{:.2f}x") if ratios and key != "errors" else ""
+        lines.append(f"| {label} | {spread(app, fmt)} | {spread(stock, fmt)} | {ratio} |")
+    floors = [r["floor"]["ttft_p99"] for r in runs]
+    lines.append(f"| SDK floor TTFT p99 (s) | {spread(floors, '{:.2f}')} | | |")
+    return "\n".join(lines)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     upstream_port = args.upstream_port or free_port()
-    procs: list[subprocess.Popen] = []
+    upstream = None if args.upstream_port else start_upstream(upstream_port, args)
     try:
-        if not args.upstream_port:
-            procs.append(start_upstream(upstream_port, args))
-        base = args.url
-        app_proc = None
-        if not base:
-            app_port = free_port()
-            extra = dict(item.split("=", 1) for item in args.env)
-            procs.append(start_app(app_port, upstream_port, args, extra, core=0 if args.pin else None, app=args.app))
-            app_proc = psutil.Process(procs[-1].pid)
-            base = f"http://127.0.0.1:{app_port}/"
-        elif args.pid:
-            app_proc = psutil.Process(args.pid)
-        plan = Plan.read(base, args.path)
-        # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: reusing one
-        # the server is closing fails with a ReadError (browsers retry those; httpx does not).
-        limits = httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=2.0)
-        # One client per user, as each visitor has a browser of their own: httpcore scans its whole
-        # pool on every request, so a pool shared by 20 users (heartbeat streams and all) made the
-        # script, not the app, the bottleneck of a burst of messages.
-        # Source addresses 127.0.0.1, 127.0.1.1, ... look like visitors from different networks to
-        # nginx's ip_hash, which keys on the first three octets of an address.
-        clients = [
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(300, connect=60),
-                transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{k % args.addresses}.1", limits=limits),
-            )
-            for k in range(args.users + 1)
-        ]
-        visitors = [Visitor(clients[i], base, plan) for i in range(args.users)]
-        try:
-            warm = Visitor(clients[-1], base, plan)  # imports, the first model list
-            await warm.open_page()
-            await warm.send("warm up")
-            warm.close()
-            print(
-                f"{args.users} users at once ({args.path} path); upstream {args.first:.1f} s to the first token, "
-                f"then {args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
-            )
-            if args.cold:  # the old way: the message's first request creates the session
-                page = None
-            else:  # every tab is open first, as when people type into a page they have loaded
-                page = await drive(args.users, lambda i: visitors[i].open_page(), app_proc)
-            app_run = await drive(args.users, lambda i: visitors[i].send(f"user {i} hello"), app_proc)
-        finally:
-            for visitor in visitors:
-                visitor.close()
-            for client in clients:
-                await client.aclose()
-        if page:
-            report("page loads", page, per="page")
-        app = report("app (Gradio queue)", app_run)
+        print(
+            f"{args.users} users at once ({args.path} path); upstream {args.first:.1f} s to the first token, "
+            f"then {args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
+        )
+        if args.compare_stock:
+            runs = []
+            for k in range(args.runs):  # interleaved: a machine's slow minute falls on both
+                print(f"-- run {k + 1} of {args.runs}")
+                app = await load_started(args, upstream_port, args.app, "app")
+                stock = await load_started(args, upstream_port, STOCK, "stock ChatInterface")
+                runs.append({"app": app, "stock": stock, "floor": await floor(args, upstream_port)})
+            print()
+            print(compare_table(runs, args))
+            return
+        if args.url:
+            figures = await load(args, args.url, psutil.Process(args.pid) if args.pid else None, "app")
+        else:
+            figures = await load_started(args, upstream_port, args.app, "app")
         if args.floor:
-            from openai import AsyncOpenAI
-
-            # a client per user here too, as on the app's path
-            sdks = [
-                AsyncOpenAI(api_key=KEY, base_url=f"http://127.0.0.1:{upstream_port}/v1", max_retries=0)
-                for _ in range(args.users)
-            ]
-            floor = report(
-                "openai SDK alone (floor)",
-                await drive(args.users, lambda i: sdk_chat(sdks[i], f"user {i} hello"), None),
-            )
-            print(f"TTFT p99 ratio app/floor: {app['ttft_p99'] / floor['ttft_p99']:.2f}x")
+            sdk = await floor(args, upstream_port)
+            print(f"TTFT p99 ratio app/floor: {figures['message']['ttft_p99'] / sdk['ttft_p99']:.2f}x")
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+        if upstream is not None:
+            upstream.terminate()
+            upstream.wait(10)
 
 
 def main() -> None:
@@ -493,6 +554,12 @@ def main() -> None:
     parser.add_argument(
         "--addresses", type=int, default=1, help="spread users over N source addresses 127.0.K.1 (for ip_hash)"
     )
+    parser.add_argument(
+        "--compare-stock",
+        action="store_true",
+        help=f"the app, then the stock ChatInterface ({STOCK}), then the SDK floor, in one table with ratios",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="with --compare-stock: repeat the three, interleaved")
     asyncio.run(main_async(parser.parse_args()))
 
 

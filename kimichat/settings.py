@@ -60,7 +60,7 @@ class Settings:
     # The page's direct calls (steps past the queue, each carrying the whole chat): their rate per
     # address, their size, and how many sessions' state the server keeps (worst case about
     # STATE_SESSIONS x MAX_DIRECT_BODY_MB of memory; README "Safe to leave public").
-    direct_calls_per_minute: int = field(default=120, metadata={"env": "DIRECT_CALLS_PER_MINUTE", "public": True})
+    direct_calls_per_minute: int = field(default=300, metadata={"env": "DIRECT_CALLS_PER_MINUTE", "public": True})
     max_direct_body_mb: float = field(default=4.0, metadata={"env": "MAX_DIRECT_BODY_MB", "public": True})
     state_sessions: int = field(default=1000, metadata={"env": "STATE_SESSIONS", "public": True})
     conversation_token_budget: int = field(default=0, metadata={"env": "CONVERSATION_TOKEN_BUDGET", "public": True})

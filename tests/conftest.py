@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -30,21 +31,12 @@ PERSONAS = load_personas(ROOT / "personas.yaml")  # the shipped persona file, re
 PNG = base64.b64decode(  # a 1x1 transparent PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
-# Every test client is 127.0.0.1, and one app serves a whole module: limits are off unless a test sets them.
+# Every test client is 127.0.0.1, and one app serves a whole module: limits are off unless a test
+# sets them. Every setting that limits per minute, hour or day, or per address, is one of them.
 NO_LIMITS = {
-    "rate_limit_per_minute": 0,
-    "rate_limit_per_hour": 0,
-    "address_replies": 0,
-    "space_messages_per_minute": 0,
-    "space_messages_per_hour": 0,
-    "space_messages_per_day": 0,
-    "space_tokens_per_minute": 0,
-    "space_tokens_per_hour": 0,
-    "space_tokens_per_day": 0,
-    "visitor_tokens_per_hour": 0,
-    "visitor_tokens_per_day": 0,
-    "uploads_per_minute": 0,
-    "uploads_per_hour": 0,
+    f.name: 0
+    for f in fields(Settings)
+    if f.metadata["env"].endswith(("_PER_MINUTE", "_PER_HOUR", "_PER_DAY")) or f.metadata["env"] == "ADDRESS_REPLIES"
 }
 NO_RATE_LIMITS = {name.upper(): str(value) for name, value in NO_LIMITS.items()}  # the same, as the app's env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -11,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from .chat import ChatService
+from .kimi import make_client
 from .personas import PersonaFileError, load_personas
 from .settings import Settings, SettingsError
 from .ui import build, launch_options
@@ -31,6 +33,16 @@ class RedactKeys(logging.Filter):
         return True
 
 
+async def fetch_models(settings: Settings, service: ChatService) -> None:
+    """The key's model list before the page is built (bounded by KIMI_MODELS_TIMEOUT; on failure the
+    built-in table), through a client of its own: the app's client must be made in the server's loop."""
+    client = make_client(settings)
+    try:
+        await service.catalog.fetch_with(client)
+    finally:
+        await client.close()
+
+
 def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     """The app built from the environment, and its ``launch`` keywords; exit with a readable
     message if it cannot be built."""
@@ -49,6 +61,8 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
             "MOONSHOT_API_KEY is not set: the app will explain how to add it instead of chatting"
         )
     service = ChatService.from_settings(settings, personas)
+    if settings.has_key:
+        asyncio.run(fetch_models(settings, service))
     demo = build(service)
     # What startup made (Gradio, pydantic schemas, the page config) lives as long as the app:
     # frozen, every later full collection skips it (one took 135 ms under load before, 13-42 ms after).

@@ -5,11 +5,13 @@ Screenshots land in test-output/ (gitignored); every test fails on a JavaScript 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, wait_for
@@ -60,6 +62,7 @@ def open_page(browser, app, upstream) -> Iterator:
         after: Page | None = None,
         url: str = "",
         tolerate: tuple[str, ...] = (),
+        on_request=None,
     ) -> Page:
         """A new page (of the app at ``url``, else the suite's app); ``after`` closes that page and
         opens its browser profile again; console errors containing a ``tolerate`` text are expected."""
@@ -75,6 +78,8 @@ def open_page(browser, app, upstream) -> Iterator:
             after.remove_listener("pageerror", record_error)
             after.close()
         page = context.new_page()
+        if on_request:
+            page.on("request", on_request)
         page.on("console", record_console)
         page.on("pageerror", record_error)
         page.goto(url or app.url)
@@ -569,3 +574,31 @@ def test_saved_chats_survive_restarts_and_a_new_layout(browser, kimi, upstream, 
         app.stop()
         context.close()
         hub_server.should_exit = True
+
+
+@pytest.mark.parametrize(("locale", "asks"), [("en-US", 0), ("zh-CN", 1)])
+def test_only_a_page_in_another_language_asks_the_server_for_it(open_page, app, locale, asks):
+    """The page is built in English with the key's models: an English page load sends the server
+    nothing of ours (Gradio rebuilt a component's config for each one it was sent, per visitor);
+    a Chinese one asks once for the page in Chinese."""
+    config = httpx.get(app.url + "config").json()
+    box = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "browser-language")
+    localize = next(i for i, d in enumerate(config["dependencies"]) if [box, "change"] in d["targets"])
+    loads = [  # ChatInterface's own (its saved chats): ours runs in the browser
+        i
+        for i, d in enumerate(config["dependencies"])
+        if d.get("backend_fn") and any(t[1] == "load" for t in d["targets"])
+    ]
+    calls: list[int] = []
+
+    def record(request) -> None:
+        if request.url.endswith("/gradio_api/run/predict"):
+            calls.append(json.loads(request.post_data or "{}").get("fn_index"))
+
+    page = open_page(locale=locale, on_request=record)
+    # the page's load events have gone out (they go together); Playwright reports requests only
+    # while it is called, so the wait polls through it
+    deadline = time.monotonic() + 10
+    while not set(loads) <= set(calls) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert set(loads) <= set(calls) and calls.count(localize) == asks

@@ -143,6 +143,7 @@ class Visitor:
         self.session = uuid.uuid4().hex[:11]
         self.values = dict(plan.values)
         self.heartbeat: asyncio.Task | None = None
+        self.at_first_token: Any = None  # called when a reply's first token arrives (--first-token-cpu)
 
     async def open_page(self) -> Result:
         """GET the page, hold the heartbeat stream open, run the load events, as the browser does."""
@@ -243,6 +244,8 @@ class Visitor:
                     # first): the stand-in's replies start with "Echo"
                     if result.ttft is None and REPLY_START in line:
                         result.ttft, first = now - start, now
+                        if self.at_first_token:
+                            self.at_first_token()
                     if result.ttft is not None:
                         result.updates += 1
                         last = now
@@ -498,6 +501,31 @@ def compare_table(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+async def first_token_cpu(args: argparse.Namespace, upstream_port: int, app: str) -> float:
+    """The app's CPU from a message's first request to its first token, one message at a time on a
+    quiet app (median ms): times 100 it is how soon the last of 100 simultaneous first tokens can come."""
+    port = free_port()
+    proc = start_app(port, upstream_port, args, {}, core=0 if args.pin else None, app=app)
+    process, base = psutil.Process(proc.pid), f"http://127.0.0.1:{port}/"
+    plan = Plan.read(base, args.path)
+    spent: list[float] = []
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            for n in range(args.first_token_cpu + 1):
+                visitor = Visitor(client, base, plan)
+                await visitor.open_page()
+                before, at_first = sum(process.cpu_times()[:2]), []
+                visitor.at_first_token = lambda seen=at_first: seen.append(sum(process.cpu_times()[:2]))
+                await visitor.send(f"message {n}")
+                visitor.close()
+                if n and at_first:  # the first one warms up
+                    spent.append(1000 * (at_first[0] - before))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return statistics.median(spent)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     upstream_port = args.upstream_port or free_port()
     upstream = None if args.upstream_port else start_upstream(upstream_port, args)
@@ -506,6 +534,12 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{args.users} users at once ({args.path} path); upstream {args.first:.1f} s to the first token, "
             f"then {args.tokens} tokens at {args.rate:.0f} tok/s; app {'pinned to one core' if args.pin else ''}"
         )
+        if args.first_token_cpu:
+            for label, app in (("app", args.app), ("stock ChatInterface", STOCK)):
+                ms = await first_token_cpu(args, upstream_port, app)
+                last = ms * args.users / 1000
+                print(f"{label}: {ms:.1f} ms of CPU before the first token (x {args.users} users = {last:.2f} s)")
+            return
         if args.compare_stock:
             runs = []
             for k in range(args.runs):  # interleaved: a machine's slow minute falls on both
@@ -560,6 +594,13 @@ def main() -> None:
         help=f"the app, then the stock ChatInterface ({STOCK}), then the SDK floor, in one table with ratios",
     )
     parser.add_argument("--runs", type=int, default=1, help="with --compare-stock: repeat the three, interleaved")
+    parser.add_argument(
+        "--first-token-cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N messages one at a time: the app's and stock's CPU before the first token (median)",
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -110,12 +111,23 @@ async def run(
     return [u async for u in service.reply(message, list(history), persona, model, None, lang, visitor)]
 
 
+@contextmanager
+def serving(kimi: KimiServer, folder: Path, key: str | None = KEY, **env: str) -> Iterator[RunningApp]:
+    """The real app against the local Kimi server, with ``env`` as its settings (the Space's key
+    unless ``key`` is None), for as long as the block lasts."""
+    running = launch_app(
+        folder, {"MOONSHOT_BASE_URL": kimi.base_url, **({"MOONSHOT_API_KEY": key} if key else {}), **env}
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 def app(kimi: KimiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    env = {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url, **NO_RATE_LIMITS}
-    running = launch_app(tmp_path_factory.mktemp("app"), env)
-    yield running
-    running.stop()
+    with serving(kimi, tmp_path_factory.mktemp("app"), **NO_RATE_LIMITS) as running:
+        yield running
 
 
 @pytest.fixture

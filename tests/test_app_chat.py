@@ -9,7 +9,7 @@ from datetime import date
 
 import httpx
 import pytest
-from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, make_service, notes_of, wait_for
+from conftest import KEY, PERSONAS, answer_of, ask, ask_async, launch_app, make_service, notes_of, serving, wait_for
 
 
 def test_reply_streams_in_several_updates(client, upstream):
@@ -151,11 +151,8 @@ def test_key_is_nowhere_a_visitor_can_see(app, client, upstream):
 
 @pytest.fixture(scope="module")
 def keyless_app(kimi, tmp_path_factory):
-    running = launch_app(
-        tmp_path_factory.mktemp("nokey"), {"MOONSHOT_BASE_URL": kimi.base_url, "SPACE_ID": "someone/kimi-chat"}
-    )
-    yield running
-    running.stop()
+    with serving(kimi, tmp_path_factory.mktemp("nokey"), key=None, SPACE_ID="someone/kimi-chat") as running:
+        yield running
 
 
 def test_no_key_explains_how_to_add_one(keyless_app, upstream):

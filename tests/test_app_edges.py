@@ -9,7 +9,7 @@ import uuid
 import httpx
 import psutil
 import pytest
-from conftest import KEY, NO_RATE_LIMITS, RedisServer, answer_of, ask, launch_app, notes_of, wait_for
+from conftest import NO_RATE_LIMITS, RedisServer, answer_of, ask, notes_of, serving, wait_for
 from kimi_server import serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,8 +23,6 @@ STATE_SESSIONS, DIRECT_MB = 40, 1
 def edge_app(kimi, tmp_path_factory):
     env = {
         **NO_RATE_LIMITS,
-        "MOONSHOT_API_KEY": KEY,
-        "MOONSHOT_BASE_URL": kimi.base_url,
         "TRUST_FORWARDED_FOR": "true",
         "DIRECT_CALLS_PER_MINUTE": "30",
         "MAX_DIRECT_BODY_MB": str(DIRECT_MB),
@@ -33,9 +31,8 @@ def edge_app(kimi, tmp_path_factory):
         "MAX_FILES_PER_MESSAGE": "4",
         "UPLOAD_MB_PER_HOUR": "1",
     }
-    running = launch_app(tmp_path_factory.mktemp("edges"), env)
-    yield running
-    running.stop()
+    with serving(kimi, tmp_path_factory.mktemp("edges"), **env) as running:
+        yield running
 
 
 def address() -> dict[str, str]:
@@ -201,9 +198,7 @@ def test_while_the_limits_store_is_away_the_chat_says_so_and_sends_nothing(kimi,
     (nothing goes upstream unchecked), an upload gets 503, the log has one line for the outage (no
     traceback per message), and the chat works again as soon as Redis is back."""
     redis = RedisServer().start()
-    env = {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url, "RATE_LIMIT_STORAGE_URL": redis.url}
-    app = launch_app(tmp_path, env)
-    try:
+    with serving(kimi, tmp_path, RATE_LIMIT_STORAGE_URL=redis.url) as app:
         client = app.client()
         assert answer_of(ask(client, "before")[0]).startswith("Echo")
         redis.stop()
@@ -217,6 +212,4 @@ def test_while_the_limits_store_is_away_the_chat_says_so_and_sends_nothing(kimi,
         redis.start()
         assert answer_of(ask(client, "after")[0]).startswith("Echo")
         assert "the limits store is back" in app.log()
-    finally:
-        app.stop()
-        redis.stop()
+    redis.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KEY, answer_of, ask, launch_app, notes_of, wait_for
+from conftest import KEY, answer_of, ask, launch_app, notes_of, serving, wait_for
 
 VISITOR_KEY = "sk-test-visitor-MARKER-91c2"
 
@@ -20,17 +20,9 @@ def chat(client, text: str, own_key: str = "", persona: str = "assistant"):
 
 @pytest.fixture(scope="module")
 def limited_app(kimi, tmp_path_factory):
-    env = {
-        "MOONSHOT_API_KEY": KEY,
-        "MOONSHOT_BASE_URL": kimi.base_url,
-        "RATE_LIMIT_PER_MINUTE": "3",
-        "TRUST_FORWARDED_FOR": "true",
-        "UPLOADS_PER_MINUTE": "2",
-        "FILES_KEPT_SECONDS": "3",
-    }
-    running = launch_app(tmp_path_factory.mktemp("limited"), env)
-    yield running
-    running.stop()
+    limits = {"RATE_LIMIT_PER_MINUTE": "3", "TRUST_FORWARDED_FOR": "true", "UPLOADS_PER_MINUTE": "2"}
+    with serving(kimi, tmp_path_factory.mktemp("limited"), **limits, FILES_KEPT_SECONDS="3") as running:
+        yield running
 
 
 def test_per_visitor_rate_limit_by_forwarded_address(limited_app, upstream):

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, wait_for
+from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, serving, wait_for
 from kimi_server import free_port, serve_in_thread
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from starlette.applications import Starlette
@@ -242,10 +242,8 @@ def test_stop_while_a_document_is_read_deletes_the_uploaded_file(open_page, upst
 @pytest.fixture(scope="module")
 def one_slot_app(kimi, tmp_path_factory) -> Iterator[RunningApp]:
     """An app allowed one upstream stream at a time: a second visitor waits for the slot."""
-    env = {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url, "UPSTREAM_CONCURRENCY": "1", **NO_RATE_LIMITS}
-    running = launch_app(tmp_path_factory.mktemp("one-slot"), env)
-    yield running
-    running.stop()
+    with serving(kimi, tmp_path_factory.mktemp("one-slot"), UPSTREAM_CONCURRENCY="1", **NO_RATE_LIMITS) as running:
+        yield running
 
 
 def test_stop_while_waiting_for_an_upstream_slot_sends_nothing(open_page, one_slot_app, upstream):

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import KEY, answer_of, ask, ask_async, launch_app, notes_of
+from conftest import KEY, answer_of, ask, ask_async, notes_of, serving
 
 SOAK_SECONDS = 30  # under a minute: every per-minute ceiling applies to the whole run once
 VISITOR_KEY = "sk-test-visitor-SOAK-4d1e"
@@ -38,10 +38,8 @@ LIMIT_SENTENCES = (
 
 @pytest.fixture(scope="module")
 def soak_app(kimi, tmp_path_factory):
-    env = {"MOONSHOT_API_KEY": KEY, "MOONSHOT_BASE_URL": kimi.base_url, **CEILINGS}
-    running = launch_app(tmp_path_factory.mktemp("soak"), env)
-    yield running
-    running.stop()
+    with serving(kimi, tmp_path_factory.mktemp("soak"), **CEILINGS) as running:
+        yield running
 
 
 def until(deadline: float, step) -> list:

@@ -39,13 +39,26 @@ CSS = (STATIC / "app.css").read_text(encoding="utf-8")
 EXPORT_JS = (STATIC / "export.js").read_text(encoding="utf-8")
 
 
+# The labels the page shows through Gradio's i18n, which picks by the browser's language. Only these
+# go in the page's config (every string of the app, four times over, had been a third of it: 36 kB
+# sent and serialized with every page).
+PAGE_LABELS = ("persona", "model", "temperature", "settings", "duplicate", "placeholder", "export")
+PAGE_LABELS += ("visitor_key", "visitor_key_info")
+
+
 def _i18n() -> gr.I18n:
-    """Our labels for Gradio's front end, which picks by the browser's language."""
-    tables = {lang: {key: words[lang] for key, words in STRINGS.items()} for lang in LANGS}
+    tables = {lang: {key: STRINGS[key][lang] for key in PAGE_LABELS} for lang in LANGS}
     return gr.I18n(en=tables["en"], zh=tables["zh"], **{"zh-CN": tables["zh"], "zh-TW": tables["zh"]})
 
 
-LABELS = _i18n()  # LABELS("persona") is a label the browser shows in its own language
+LABELS = _i18n()  # for launch(i18n=...)
+
+
+def label(key: str) -> Any:
+    """A label the browser shows in its own language; a key not in PAGE_LABELS stops startup."""
+    if key not in PAGE_LABELS:
+        raise KeyError(f"{key!r} is not in PAGE_LABELS (kimichat/ui.py)")
+    return LABELS(key)
 
 
 def lang_of(request: gr.Request | None) -> Lang:
@@ -229,37 +242,37 @@ def build(service: ChatService) -> gr.Blocks:
     with gr.Blocks(title=STRINGS["title"]["en"], fill_height=True, delete_cache=(max(1, kept // 4), kept)) as demo:
         setup = gr.Markdown(setup_panel(settings, "en"), visible=not settings.has_key, elem_id="setup-panel")
         if settings.space_id:
-            gr.DuplicateButton(LABELS("duplicate"), size="sm", elem_id="duplicate")
+            gr.DuplicateButton(label("duplicate"), size="sm", elem_id="duplicate")
         if settings.sign_in:  # signed-in visitors are their account, with SIGNED_IN_FACTOR times the limits
             gr.LoginButton(SIGN_IN, LOG_OUT, size="sm", elem_id="sign-in")
         with gr.Row(equal_height=True, elem_id="persona-row"):
             picker = gr.Dropdown(
                 choices=persona_choices(personas, "en"),
                 value=first.id,
-                label=LABELS("persona"),
+                label=label("persona"),
                 scale=2,
                 min_width=200,
                 elem_id="persona-picker",
             )
             card = gr.Markdown(persona_card(first, "en"), elem_id="persona-card")
-            export = gr.Button(LABELS("export"), size="sm", scale=0, min_width=120, elem_id="export")
-        with gr.Accordion(LABELS("settings"), open=False, elem_id="settings"):
+            export = gr.Button(label("export"), size="sm", scale=0, min_width=120, elem_id="export")
+        with gr.Accordion(label("settings"), open=False, elem_id="settings"):
             model_picker = gr.Dropdown(
                 choices=page.built_models,
                 value="",
-                label=LABELS("model"),
+                label=label("model"),
                 elem_id="model-picker",
                 allow_custom_value=True,  # API callers may name any id; the catalog falls back
             )
             temperature = gr.Slider(
-                0.0, 1.0, step=0.05, label=LABELS("temperature"), elem_id="temperature", **page.temperature(first, "")
+                0.0, 1.0, step=0.05, label=label("temperature"), elem_id="temperature", **page.temperature(first, "")
             )
             # Sent with each message and used for that request only; never stored or returned.
             visitor_key = gr.Textbox(
                 "",
                 type="password",
-                label=LABELS("visitor_key"),
-                info=LABELS("visitor_key_info"),
+                label=label("visitor_key"),
+                info=label("visitor_key_info"),
                 placeholder="sk-...",
                 visible=settings.allow_visitor_keys,
                 elem_id="visitor-key",
@@ -280,7 +293,7 @@ def build(service: ChatService) -> gr.Blocks:
                 **page.chatbot_props(first, "en"),
             ),
             textbox=gr.MultimodalTextbox(
-                placeholder=LABELS("placeholder"),
+                placeholder=label("placeholder"),
                 file_types=ACCEPTED,
                 file_count="multiple",
                 sources=["upload"],

@@ -50,6 +50,8 @@ class Result:
     ready: float | None = None  # message sent -> every step of the message done (the textbox is back)
     updates: int = 0
     stream_seconds: float = 0.0
+    waited: bool = False  # the reply's job started more than a second after its queue join
+    told_position: bool = False  # and a queue position arrived before it started
     error: str = ""
 
 
@@ -222,7 +224,7 @@ class Visitor:
     async def _queued(self, body: dict[str, Any], result: Result, start: float) -> list[Any]:
         join = await self.client.post(self.base + "gradio_api/queue/join", json=body)
         join.raise_for_status()
-        event_id = join.json()["event_id"]
+        event_id, joined = join.json()["event_id"], time.perf_counter()
         first = last = 0.0
         streamed = False
         params = {"session_hash": self.session}
@@ -237,6 +239,10 @@ class Visitor:
                     kind = msg.get("msg")
                 if event_id not in line:
                     continue
+                if kind == "estimation" and msg.get("rank") is not None:
+                    result.told_position = True
+                elif kind == "process_starts" and time.perf_counter() - joined > 1.0:
+                    result.waited = True
                 if kind == "process_generating":
                     now = time.perf_counter()
                     streamed = True
@@ -313,6 +319,8 @@ def report(label: str, run: Run, per: str = "reply") -> dict:
         "total_p99": pct(total, 0.99),
         "ready_p99": pct([r.ready for r in ok if r.ready is not None], 0.99),
         "errors": len(run.results) - len(ok),
+        "waited": sum(r.waited for r in run.results),
+        "waited_untold": sum(r.waited and not r.told_position for r in run.results),
         "updates_per_s": statistics.median(rates) if rates else float("nan"),
         "updates_per_s_p1": pct(rates, 0.01),
         "cpu_ms_per_reply": 1000 * run.cpu_seconds / max(1, len(ok)),
@@ -336,7 +344,12 @@ def report(label: str, run: Run, per: str = "reply") -> dict:
         if rates
         else ""
     )
-    print(f"{label}: {timing} | errors {figures['errors']}{rate}{server}")
+    queue = (
+        f" | waited {figures['waited']}, without a queue position {figures['waited_untold']}"
+        if figures["waited"]
+        else ""
+    )
+    print(f"{label}: {timing} | errors {figures['errors']}{queue}{rate}{server}")
     errors = sorted({r.error for r in run.results if r.error})
     if errors:
         print("  errors:", errors[:5])

@@ -149,7 +149,6 @@ class Attachments:
         self._cache_entries = cache_entries
         self._locks: dict[str, asyncio.Lock] = {}
         self._leftovers: set[str] = set()  # uploaded files whose delete failed, tried again later
-        self.uploads = 0  # how many files went to Moonshot (the cache keeps this low)
 
     def refusal(self, paths: Iterable[str], persona: Persona, model: ModelInfo, lang: Lang) -> str | None:
         """Why these files cannot go with this persona and model, or None if they can."""
@@ -204,7 +203,6 @@ class Attachments:
                 with contextlib.suppress(Exception):
                     await self._delete(client, (await upload).id)
                 raise
-            self.uploads += 1
             try:
                 text = await self._read(client, uploaded.id, uploaded.status, path.name)
             finally:  # the text is all we need: the file does not stay on the owner's account

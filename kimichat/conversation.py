@@ -18,9 +18,7 @@ from .attachments import Attachment
 from .i18n import Lang
 from .kimi import KimiMessage
 from .personas import Persona
-
-TAG_PREFIX = "persona:"
-TOKENS_PREFIX = "tokens="  # a reply's token count, kept in its (hidden) metadata.log
+from .tags import persona_of, tokens_of
 
 
 @dataclass
@@ -56,17 +54,6 @@ class VisitorMessage:
         return {"role": "user", "content": blocks}
 
 
-def persona_tag(persona_id: str) -> dict[str, str]:
-    """The metadata that marks a reply as written by ``persona_id`` (not shown)."""
-    return {"id": TAG_PREFIX + persona_id}
-
-
-def persona_of(message: Mapping[str, Any]) -> str | None:
-    """The persona id a history message was tagged with, if any."""
-    tag = (message.get("metadata") or {}).get("id")
-    return tag[len(TAG_PREFIX) :] if isinstance(tag, str) and tag.startswith(TAG_PREFIX) else None
-
-
 def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
     """Whose conversation this is: the persona of its latest tagged message."""
     return next((owner for m in reversed(history) if (owner := persona_of(m))), None)
@@ -74,12 +61,7 @@ def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
 
 def conversation_tokens(history: list[Mapping[str, Any]]) -> int:
     """Tokens spent so far, summed from the counts the replies carry."""
-    total = 0
-    for message in history:
-        log = (message.get("metadata") or {}).get("log")
-        if isinstance(log, str) and log.startswith(TOKENS_PREFIX) and log[len(TOKENS_PREFIX) :].isdigit():
-            total += int(log[len(TOKENS_PREFIX) :])
-    return total
+    return sum(tokens_of(message) for message in history)
 
 
 def text_of(content: Any) -> str:

@@ -21,10 +21,8 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "settings": {"en": "Settings", "zh": "设置"},
     "duplicate": {"en": "Duplicate this Space to host your own", "zh": "复制此 Space，自己部署一份"},
     "placeholder": {"en": "Message the persona… (Enter to send)", "zh": "给角色发消息…（回车发送）"},
-    "new_chat": {"en": "➕ New chat", "zh": "➕ 新对话"},
     "export": {"en": "⬇ Export (.md)", "zh": "⬇ 导出 (.md)"},
     "thinking": {"en": "Thinking", "zh": "思考过程"},
-    "tokens": {"en": "{n} tokens", "zh": "{n} 个 token"},
     "usage": {
         "en": "Last reply: {reply} tokens ({prompt} in, {completion} out) · this conversation: {total} · model {model}",
         "zh": "上一条回复：{reply} 个 token（输入 {prompt}，输出 {completion}）· 本对话共 {total} · 模型 {model}",
@@ -238,10 +236,6 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "length": {
         "en": "The reply hit the length limit and stops here.",
         "zh": "回复达到长度上限，到此为止。",
-    },
-    "persona_fallback": {
-        "en": "Model {wanted} is not available; using {used}.",
-        "zh": "模型 {wanted} 不可用，改用 {used}。",
     },
     "note": {"en": "Note", "zh": "提示"},
     "empty_message": {"en": "Type a message first.", "zh": "请先输入内容。"},

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conversation import TOKENS_PREFIX, persona_tag
 from .i18n import Lang, t
 from .kimi import Usage
 from .markup import defuse
 from .personas import Persona
+from .tags import reply_tags
 
 Message = dict[str, Any]
 
@@ -90,10 +90,13 @@ class Reply:
                 metadata.update(status="done", duration=self.thinking_seconds)
             out.append({"role": "assistant", "content": defuse(self.thinking), "metadata": metadata})
         if self.text:
-            metadata = persona_tag(self.persona.id)
-            if self.tokens:
-                metadata["log"] = f"{TOKENS_PREFIX}{self.tokens}"
-            out.append({"role": "assistant", "content": defuse(self.text), "metadata": metadata})
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": defuse(self.text),
+                    "metadata": reply_tags(self.persona.id, self.tokens),
+                }
+            )
         out += [note(text, self.lang) for text in self.notes]
         return out
 

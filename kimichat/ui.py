@@ -83,7 +83,9 @@ def setup_panel(settings: Settings, lang: Lang) -> str:
 
 
 def persona_card(persona: Persona, lang: Lang) -> str:
-    return f"### {persona.avatar} {persona.name.get(lang)}\n{persona.description.get(lang)}"
+    """The persona's name, then its category (if it has one) and what it does."""
+    category = f"**{persona.category.get(lang)}** · " if persona.category else ""
+    return f"### {persona.avatar} {persona.name.get(lang)}\n{category}{persona.description.get(lang)}"
 
 
 def persona_choices(personas: PersonaFile, lang: Lang) -> list[tuple[str, str]]:
@@ -107,19 +109,23 @@ def usage_line(update: Update, lang: Lang) -> str:
 
 
 def write_avatars(personas: PersonaFile) -> dict[str, str]:
-    """One small SVG per persona showing its emoji, for the chat's bot avatar."""
-    folder = Path(tempfile.mkdtemp(prefix="kimichat-avatars-"))
-    paths = {}
-    for persona in personas.personas:
-        path = folder / f"{persona.id}.svg"
-        path.write_text(
-            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><text x="32" y="34" font-size="46" '
-            f'text-anchor="middle" dominant-baseline="middle">{escape(persona.avatar)}</text></svg>',
-            encoding="utf-8",
-        )
-        paths[persona.id] = str(path)
+    """One small SVG per persona showing its emoji, for the chat's bot avatar. The folder is named by
+    its contents, so a rebuild (hot reload, tests) reuses it and its static path instead of adding
+    another to Gradio's process-wide list (SVGs are shown inline only from a static path)."""
+    svgs = {
+        persona.id: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><text x="32" y="34" font-size="46" '
+        f'text-anchor="middle" dominant-baseline="middle">{escape(persona.avatar)}</text></svg>'
+        for persona in personas.personas
+    }
+    digest = hashlib.sha256(repr(sorted(svgs.items())).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"kimichat-avatars-{digest}"
+    folder.mkdir(exist_ok=True)
+    for persona_id, svg in svgs.items():
+        path = folder / f"{persona_id}.svg"
+        if not path.exists():
+            path.write_text(svg, encoding="utf-8")
     gr.set_static_paths([folder])
-    return paths
+    return {persona_id: str(folder / f"{persona_id}.svg") for persona_id in svgs}
 
 
 class Page:

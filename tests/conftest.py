@@ -3,6 +3,7 @@ that say what a test needs beyond Python (a test whose part is missing skips, na
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -168,11 +169,22 @@ def notes_of(messages: list[dict]) -> str:
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Whether ``predicate`` holds within ``timeout`` seconds (checked every 50 ms)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(0.05)
+    return predicate()
+
+
+async def eventually(predicate, timeout: float = 10.0) -> bool:
+    """``wait_for`` inside the event loop, so the service under test runs while it waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
     return predicate()
 
 

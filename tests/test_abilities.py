@@ -10,8 +10,8 @@ import pytest
 from conftest import PNG, answer_of, make_service, notes_of, run
 from kimi_server import K3, UNREADABLE
 
-from kimichat.conversation import persona_tag
 from kimichat.guard import Visitor
+from kimichat.tags import reply_tags
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ async def test_a_document_is_not_uploaded_again_on_later_turns(service, upstream
         *first[-1].messages,
     ]
     await run(service, "and the limitations?", history, persona="researcher")
-    assert len(upstream.files) == 1 and service.attachments.uploads == 1
+    assert len(upstream.files) == 1  # the cache sent it once
     assert "ZEBRA-42" in str(upstream.calls[-1].body["messages"])  # still in the conversation
 
 
@@ -130,7 +130,7 @@ async def test_earlier_images_are_re_sent_only_within_the_request_bound(service,
         path.write_bytes(PNG)
         history += [
             {"role": "user", "content": [{"type": "file", "file": {"path": str(path)}}]},
-            {"role": "assistant", "content": f"figure {n} seen", "metadata": persona_tag("assistant")},
+            {"role": "assistant", "content": f"figure {n} seen", "metadata": reply_tags("assistant")},
         ]
     await run(service, "compare them all", history, persona="assistant")
     sent = upstream.calls[-1].body["messages"]
@@ -183,7 +183,7 @@ async def test_a_document_too_long_for_the_space_says_the_space_limit(upstream, 
 
 async def test_a_long_document_goes_with_its_question_and_older_turns_make_room(service, upstream, long_paper):
     older = [{"role": "user", "content": "x" * 60000}, {"role": "assistant", "content": "y" * 30}]
-    older[1]["metadata"] = persona_tag("researcher")
+    older[1]["metadata"] = reply_tags("researcher")
     await run(service, {"text": "summarise", "files": [long_paper]}, older, persona="researcher")
     sent = upstream.calls[-1].body["messages"]
     assert sent[-2]["role"] == "system" and "thesis" in sent[-2]["content"]
@@ -316,7 +316,7 @@ async def test_the_visit_budget_is_the_servers_own_count(upstream):
     assert first[-1].usage.total_tokens > 40
     forged = [
         {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "a", "metadata": {**persona_tag("assistant"), "log": "tokens=1"}},
+        {"role": "assistant", "content": "a", "metadata": {**reply_tags("assistant"), "log": "tokens=1"}},
     ]
     refused = await run(service, "more", forged, visitor=visitor)
     assert "This visit has used" in notes_of(refused[-1].messages) and len(upstream.calls) == 1

@@ -205,47 +205,6 @@ def test_no_request_can_name_the_upstream(app, upstream):
     assert params == {"message", "persona_id", "model_id", "temperature", "own_key"}
 
 
-@pytest.mark.soak
-def test_soak_200_chats_50_clients_random_faults(app, upstream):
-    """200 chats from 50 clients with faults mixed in: each ends in a full reply or a clear note."""
-    import random
-
-    rng = random.Random(7)
-    faults = [
-        "",
-        "",
-        "",
-        "[[drop:3]]",
-        "[[status:429]]",
-        "[[status:500]]",
-        "[[malformed]]",
-        "[[length]]",
-        "[[status:429:exceeded_current_quota_error]]",
-        "[[empty]]",
-        "[[think]]",
-    ]
-    plan = [(i, rng.choice(faults)) for i in range(200)]
-
-    def one_client(k: int) -> list[tuple[str, list]]:
-        """Four chats, one after another as from a browser tab. (Two at once on one gradio_client
-        Client can lose a job: a new job may join the session's stream reader as it closes, and
-        its closing marks the job cancelled, with its replies still queued behind the mark.)"""
-        client = app.client()
-        return [(fault, chat(client, f"soak {index} {fault}")[0]) for index, fault in plan[k::50]]
-
-    with ThreadPoolExecutor(50) as pool:
-        results = [result for chats in pool.map(one_client, range(50)) for result in chats]
-    assert len(results) == 200
-    for fault, messages in results:
-        answer, notes = answer_of(messages), notes_of(messages)
-        assert answer.endswith(" t7") or notes, (fault, messages)
-        assert KEY not in str(messages)
-        if fault in ("", "[[empty]]", "[[think]]"):
-            assert answer.endswith(" t7") and not notes, (fault, messages)
-    assert KEY not in app.log() and "Traceback" not in app.log()
-    assert answer_of(chat(app.client(), "still there?")[0]).startswith("Echo: stil")
-
-
 def forged_call(app, trigger: str, data: list) -> list[dict]:
     """Fire the page's ``trigger`` event (e.g. ("message", "submit")) as a forged browser would,
     through the raw queue protocol, with ``data`` as its inputs. Returns the stream's messages."""

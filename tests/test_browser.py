@@ -410,6 +410,8 @@ def test_conversations_survive_reload_and_restore_their_persona(open_page, upstr
     expect(page.locator(USER)).to_contain_text("saved translator chat")
     expect(page.locator("#persona-card")).to_contain_text("Translator")
     chat(page, upstream, "follow up")
+    shown = page.locator("#chatbot").inner_text()  # the replies' tags (kimichat/tags.py) are never drawn
+    assert "persona:" not in shown and "tokens=" not in shown and "Echo: follow up" in shown
     messages = upstream.calls[-1].body["messages"]
     assert messages[0]["content"] == PERSONAS.by_id["translator"].prompt("en")
     assert any(m["content"] == "saved translator chat" for m in messages)

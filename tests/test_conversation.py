@@ -11,10 +11,10 @@ from kimichat.conversation import (
     conversation_tokens,
     current_segment,
     fit_to_context,
-    persona_tag,
     text_of,
     turns,
 )
+from kimichat.tags import reply_tags
 
 
 def user(text):
@@ -25,7 +25,7 @@ def bot(text, persona="assistant", **metadata):
     return {
         "role": "assistant",
         "content": [{"type": "text", "text": text}],
-        "metadata": metadata or persona_tag(persona),
+        "metadata": metadata or reply_tags(persona),
         "options": None,
     }
 

@@ -11,12 +11,12 @@ import logging
 import re
 
 import pytest
-from conftest import KEY, answer_of, make_service, notes_of, run
+from conftest import KEY, answer_of, eventually, make_service, notes_of, run
 from kimi_server import free_port
 
-from kimichat.conversation import persona_tag
 from kimichat.guard import Visitor
 from kimichat.reply import Update
+from kimichat.tags import reply_tags
 
 # -- upstream faults before the first token -------------------------------------------------
 
@@ -102,7 +102,7 @@ async def test_first_token_timeout_does_not_hang(upstream):
     service = make_service(upstream.base_url, first_token_timeout=1.0, idle_timeout=30.0, max_retries=0)
     updates = await asyncio.wait_for(run(service, "x [[first:20]]"), 10)
     assert "too long" in notes_of(updates[-1].messages)
-    assert await _eventually(lambda: upstream.calls[-1].disconnected)
+    assert await eventually(lambda: upstream.calls[-1].disconnected)
 
 
 async def test_idle_timeout_between_chunks_keeps_the_partial(upstream):
@@ -172,7 +172,7 @@ def long_history(turns: int, size: int, persona: str = "assistant") -> list[dict
     for i in range(turns):
         history += [
             {"role": "user", "content": f"question {i} " + "q" * size},
-            {"role": "assistant", "content": f"answer {i} " + "a" * size, "metadata": persona_tag(persona)},
+            {"role": "assistant", "content": f"answer {i} " + "a" * size, "metadata": reply_tags(persona)},
         ]
     return history
 
@@ -195,7 +195,7 @@ async def test_every_request_is_bounded_whatever_history_the_page_sends(upstream
     huge = "x" * 300_000
     answered = [
         {"role": "user", "content": huge},
-        {"role": "assistant", "content": "ok", "metadata": persona_tag("assistant")},
+        {"role": "assistant", "content": "ok", "metadata": reply_tags("assistant")},
     ]
     updates = await run(service, "hi", history=answered)
     assert answer_of(updates[-1].messages).startswith("Echo: hi")
@@ -298,16 +298,6 @@ async def test_visitor_key_works_when_the_space_has_none(upstream):
     assert answer_of(final).startswith("Echo: mine")
 
 
-async def _eventually(predicate, timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
 # -- the visitor stops a reply (Gradio cancels the reply's task) -------------------------------
 
 
@@ -320,7 +310,7 @@ async def _reply_until(service, message, started, persona="assistant") -> tuple[
             updates.append(update)
 
     task = asyncio.create_task(consume())
-    assert await _eventually(lambda: started(updates)), "the reply never got there"
+    assert await eventually(lambda: started(updates)), "the reply never got there"
     return task, updates
 
 
@@ -334,7 +324,7 @@ async def test_a_stop_mid_reply_closes_the_upstream_and_keeps_what_came(service,
     upstream.tokens, upstream.token_delay = 200, 0.02
     task, updates = await _reply_until(service, "stop me", lambda got: got and "t5" in answer_of(got[-1].messages))
     await _cancel(task)
-    assert await _eventually(lambda: upstream.calls[-1].disconnected, 5)
+    assert await eventually(lambda: upstream.calls[-1].disconnected, 5)
     assert "t199" not in answer_of(updates[-1].messages)
 
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import pytest
-from conftest import answer_of, make_service, notes_of, run
+from conftest import answer_of, eventually, make_service, notes_of, run
 
 from kimichat.guard import Visitor
 from kimichat.settings import Settings, SettingsError
@@ -113,7 +113,7 @@ async def test_one_reply_at_a_time_per_session(upstream):
     service = make_service(upstream.base_url)
     me = visitors(1)[0]
     first = asyncio.create_task(run(service, "slow one", visitor=me))
-    await asyncio.sleep(0.2)
+    assert await eventually(lambda: upstream.open_streams == 1)  # the first reply is streaming
     second = await run(service, "impatient", visitor=me)
     assert "Your previous reply is still being written" in notes_of(second[-1].messages)
     assert answered(await first)
@@ -153,7 +153,7 @@ async def test_one_reply_at_a_time_holds_across_replicas_through_redis(upstream,
     first, second = (make_service(upstream.base_url, **settings) for _ in range(2))
     me = Visitor(["ip:198.51.100.200", "session:both-replicas"])
     running = asyncio.create_task(run(first, "slow one", visitor=me))
-    await asyncio.sleep(0.2)
+    assert await eventually(lambda: upstream.open_streams == 1)  # the first reply is streaming
     refused = await run(second, "on the other replica", visitor=me)
     assert "still being written" in notes_of(refused[-1].messages)
     assert answered(await running)

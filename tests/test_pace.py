@@ -1,4 +1,4 @@
-"""How often a streaming reply is redrawn (chat.Pace), on made-up clocks: no test waits on time."""
+"""How often a streaming reply is redrawn (reply.Pace), on made-up clocks: no test waits on time."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""A bounded run of hostile clients trying every bypass while honest ones chat, against the real
-app and the local Kimi server: the owner's ceilings hold, honest visitors get answers or a clear
-limit sentence, and no key shows anywhere."""
+"""Soaks, against the real app and the local Kimi server, bounded in count and time: hostile
+clients trying every bypass while honest ones chat (the owner's ceilings hold, honest visitors get
+answers or a clear limit sentence, and no key shows anywhere); and 200 chats from 50 clients with
+faults mixed in (each ends in a full reply or a clear note)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import KEY, answer_of, ask, ask_async, notes_of, serving
+from conftest import KEY, answer_of, ask, ask_async, notes_of, serving, wait_for
 
 SOAK_SECONDS = 30  # under a minute: every per-minute ceiling applies to the whole run once
 VISITOR_KEY = "sk-test-visitor-SOAK-4d1e"
@@ -109,7 +110,7 @@ def test_hostile_clients_cannot_pass_the_ceilings_while_honest_ones_chat(soak_ap
     ]
     with ThreadPoolExecutor(len(steps)) as pool:
         outcomes = list(pool.map(lambda step: until(deadline, step), steps))
-    time.sleep(2)  # let the last streams end and report their usage
+    assert wait_for(lambda: all(c.completed or c.disconnected for c in upstream.calls), 30)  # usage reported
     owner = [c for c in upstream.calls if c.authorization == f"Bearer {KEY}"]
 
     # The owner's ceilings: messages in the run (under a minute), tokens in each clock minute.
@@ -136,3 +137,44 @@ def test_hostile_clients_cannot_pass_the_ceilings_while_honest_ones_chat(soak_ap
     # No key anywhere: not in what any client got back, not in the app's log.
     seen = repr(outcomes) + app.log()
     assert KEY not in seen and VISITOR_KEY not in seen and "Bearer sk-" not in seen
+
+
+@pytest.mark.soak
+def test_soak_200_chats_50_clients_random_faults(app, upstream):
+    """200 chats from 50 clients with faults mixed in: each ends in a full reply or a clear note."""
+    import random
+
+    rng = random.Random(7)
+    faults = [
+        "",
+        "",
+        "",
+        "[[drop:3]]",
+        "[[status:429]]",
+        "[[status:500]]",
+        "[[malformed]]",
+        "[[length]]",
+        "[[status:429:exceeded_current_quota_error]]",
+        "[[empty]]",
+        "[[think]]",
+    ]
+    plan = [(i, rng.choice(faults)) for i in range(200)]
+
+    def one_client(k: int) -> list[tuple[str, list]]:
+        """Four chats, one after another as from a browser tab. (Two at once on one gradio_client
+        Client can lose a job: a new job may join the session's stream reader as it closes, and
+        its closing marks the job cancelled, with its replies still queued behind the mark.)"""
+        client = app.client()
+        return [(fault, ask(client, f"soak {index} {fault}", "assistant")[0]) for index, fault in plan[k::50]]
+
+    with ThreadPoolExecutor(50) as pool:
+        results = [result for chats in pool.map(one_client, range(50)) for result in chats]
+    assert len(results) == 200
+    for fault, messages in results:
+        answer, notes = answer_of(messages), notes_of(messages)
+        assert answer.endswith(" t7") or notes, (fault, messages)
+        assert KEY not in str(messages)
+        if fault in ("", "[[empty]]", "[[think]]"):
+            assert answer.endswith(" t7") and not notes, (fault, messages)
+    assert KEY not in app.log() and "Traceback" not in app.log()
+    assert answer_of(ask(app.client(), "still there?", "assistant")[0]).startswith("Echo: stil")

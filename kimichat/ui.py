@@ -284,7 +284,10 @@ def build(service: ChatService) -> gr.Blocks:
                 elem_id="visitor-key",
             )
         usage = gr.Markdown(elem_id="usage", render=False)
-        first_starters = starters(first, "en")
+        # ChatInterface wires a click on a starter only when it is built with some, so it gets the
+        # first starters any persona has; the click sends the starter shown, whichever persona's.
+        wiring = next((starters(p, "en") for p in (first, *personas.visible) if p.examples), [])
+        look_of_first = page.chatbot_props(first, "en")
         chat = gr.ChatInterface(
             page.respond,
             multimodal=True,
@@ -296,7 +299,8 @@ def build(service: ChatService) -> gr.Blocks:
                 scale=1,
                 height="64vh",
                 editable="user",
-                **page.chatbot_props(first, "en"),
+                placeholder=look_of_first["placeholder"],
+                avatar_images=look_of_first["avatar_images"],
             ),
             textbox=gr.MultimodalTextbox(
                 placeholder=label("placeholder"),
@@ -309,10 +313,9 @@ def build(service: ChatService) -> gr.Blocks:
             ),
             additional_inputs=[picker, model_picker, temperature, visitor_key],
             additional_outputs=[usage],
-            # The first persona's starters make ChatInterface wire its example event; a switch
-            # of persona shows the new persona's starters in their place (chatbot_props).
-            examples=[[ex["text"]] for ex in first_starters] or None,
-            example_labels=[ex["display_text"] for ex in first_starters] or None,
+            # a switch of persona shows the new persona's starters in their place (chatbot_props)
+            examples=[[ex["text"]] for ex in wiring] or None,
+            example_labels=[ex["display_text"] for ex in wiring] or None,
             editable=True,
             save_history=True,
             cache_examples=False,
@@ -320,6 +323,8 @@ def build(service: ChatService) -> gr.Blocks:
             api_name="chat",
         )
         usage.render()
+        if not look_of_first["examples"]:  # the chatbot shows the first persona's own: none
+            chat.chatbot.examples = None
         look = [card, model_picker, temperature, chat.chatbot]
         quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
         # An English page load costs the server nothing beyond the page: the browser writes its

@@ -602,3 +602,26 @@ def test_only_a_page_in_another_language_asks_the_server_for_it(open_page, app, 
     while not set(loads) <= set(calls) and time.monotonic() < deadline:
         page.wait_for_timeout(50)
     assert set(loads) <= set(calls) and calls.count(localize) == asks
+
+
+def test_starters_work_whichever_persona_comes_first(browser, kimi, upstream, tmp_path):
+    """ChatInterface wires a click on a starter only if it is built with some: a personas.yaml whose
+    first persona has none must still have every other persona's starters send their message."""
+    quiet = yaml.safe_load((ROOT / "personas.yaml").read_text(encoding="utf-8"))
+    first = next(p for p in quiet["personas"] if p["id"] == quiet["default"])
+    first.pop("examples", None)
+    (tmp_path / "quiet-first.yaml").write_text(yaml.safe_dump(quiet, allow_unicode=True), encoding="utf-8")
+    translator = PERSONAS.by_id["translator"].examples[0]
+    with serving(kimi, tmp_path, PERSONAS_PATH=str(tmp_path / "quiet-first.yaml"), **NO_RATE_LIMITS) as app:
+        context = browser.new_context(locale="en-US")
+        try:
+            page = context.new_page()
+            page.goto(app.url)
+            expect(page.locator("#persona-card")).to_contain_text("Lab Cat", timeout=30_000)
+            expect(page.locator("#chatbot button.example")).to_have_count(0)  # the first persona has none
+            page.locator("#persona-picker input").click()
+            page.get_by_role("option", name="Translator (zh ⇄ en)").click()
+            starter(page, (translator.label or translator.text).en).click()
+            assert wait_for(lambda: any(c.last_user == translator.text.en and c.completed for c in upstream.calls), 30)
+        finally:
+            context.close()

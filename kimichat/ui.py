@@ -9,8 +9,10 @@ client, the model list. The handlers are the methods of ``Page``, so tests can c
 from __future__ import annotations
 
 import hashlib
+import inspect
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,29 @@ def write_avatars(personas: PersonaFile) -> dict[str, str]:
     return {persona_id: str(folder / f"{persona_id}.svg") for persona_id in svgs}
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The components the handlers update (made by ``build``), so a handler says which it sets."""
+
+    setup: gr.Markdown
+    picker: gr.Dropdown
+    card: gr.Markdown
+    model_picker: gr.Dropdown
+    temperature: gr.Slider
+    chatbot: gr.Chatbot
+    chat_value: gr.State  # ChatInterface's chat; setting it empties the chat
+    conversation_id: gr.State  # which saved chat this is; None starts a new one
+    usage: gr.Markdown
+
+    @property
+    def look(self) -> list[gr.components.Component]:
+        """What ``Page.panel`` sets: a persona's card, model choices, slider and chatbot look."""
+        return [self.card, self.model_picker, self.temperature, self.chatbot]
+
+
+Handled = dict[gr.components.Component, Any]  # what a handler sets: {component: value or update}
+
+
 class Page:
     """The page's event handlers, over the one chat service all visitors share."""
 
@@ -136,6 +161,7 @@ class Page:
         self.settings, self.personas, self.catalog = service.settings, service.personas, service.catalog
         self.avatars = write_avatars(self.personas)
         self.addresses = self.settings.address_reader
+        self.parts: Parts  # set by build() once the components exist
         # What the page is built with (the built-in model table, before any list is fetched):
         # the load event sends the fetched list only where it differs from this.
         self.built_models = self.model_choices(self.personas.first, "en")
@@ -160,14 +186,15 @@ class Page:
             "avatar_images": (None, self.avatars[persona.id]),
         }
 
-    def panel(self, persona: Persona, lang: Lang) -> tuple:
+    def panel(self, persona: Persona, lang: Lang) -> Handled:
         """Card, model picker, temperature slider and chatbot look for ``persona``."""
-        return (
-            persona_card(persona, lang),
-            gr.update(choices=self.model_choices(persona, lang), value=""),
-            gr.update(**self.temperature(persona, "")),
-            gr.update(**self.chatbot_props(persona, lang)),
-        )
+        parts = self.parts
+        return {
+            parts.card: persona_card(persona, lang),
+            parts.model_picker: gr.update(choices=self.model_choices(persona, lang), value=""),
+            parts.temperature: gr.update(**self.temperature(persona, "")),
+            parts.chatbot: gr.update(**self.chatbot_props(persona, lang)),
+        }
 
     # -- events -----------------------------------------------------------------------------
 
@@ -199,35 +226,36 @@ class Page:
         async for update in updates:
             yield update.messages, usage_line(update, lang)
 
-    def switch_persona(self, persona_id: str, request: gr.Request) -> tuple:
+    def switch_persona(self, persona_id: str, request: gr.Request) -> Handled:
         """A new persona starts a new, empty conversation (its greeting and starters show), saved
         apart from the one before it, as ChatInterface's New chat does."""
-        return [], None, *self.panel(self.service.persona(persona_id), lang_of(request))
+        panel = self.panel(self.service.persona(persona_id), lang_of(request))
+        return {self.parts.chat_value: [], self.parts.conversation_id: None, **panel}
 
-    def reopen(self, index: int, saved: list, request: gr.Request) -> tuple:
+    def reopen(self, index: int, saved: list, request: gr.Request) -> Handled:
         """A saved chat comes back with its own persona, read from its replies' tags; one saved with
         a persona this Space no longer has goes on with the default one, and says so."""
         chat = saved[index] if isinstance(index, int) and 0 <= index < len(saved or []) else []
         owner, lang = conversation_persona(chat), lang_of(request)
         persona = self.service.persona(owner)
         gone = t("persona_gone", lang, persona=persona.name.get(lang)) if owner and persona.id != owner else ""
-        return persona.id, *self.panel(persona, lang), gone
+        return {self.parts.picker: persona.id, **self.panel(persona, lang), self.parts.usage: gone}
 
-    def model_changed(self, persona_id: str, model_id: str) -> dict[str, Any]:
-        return gr.update(**self.temperature(self.service.persona(persona_id), model_id))
+    def model_changed(self, persona_id: str, model_id: str) -> Handled:
+        return {self.parts.temperature: gr.update(**self.temperature(self.service.persona(persona_id), model_id))}
 
-    def localize(self, language: str) -> tuple:
+    def localize(self, language: str) -> Handled:
         """The page in the visitor's language, for a browser that prefers Chinese (the page is built in
         English, with the key's model list fetched at startup); an English page never calls this:
         see ``build``."""
-        lang, first = pick_lang(language), self.personas.first
-        return (
-            setup_panel(self.settings, lang),
-            gr.update(choices=persona_choices(self.personas, lang), value=first.id),
-            persona_card(first, lang),
-            gr.update(choices=self.model_choices(first, lang), value=""),
-            gr.update(**self.chatbot_props(first, lang)),
-        )
+        lang, first, parts = pick_lang(language), self.personas.first, self.parts
+        return {
+            parts.setup: setup_panel(self.settings, lang),
+            parts.picker: gr.update(choices=persona_choices(self.personas, lang), value=first.id),
+            parts.card: persona_card(first, lang),
+            parts.model_picker: gr.update(choices=self.model_choices(first, lang), value=""),
+            parts.chatbot: gr.update(**self.chatbot_props(first, lang)),
+        }
 
 
 # The first of our languages in the browser's order of preference (as i18n.pick_lang reads an
@@ -288,6 +316,12 @@ def build(service: ChatService) -> gr.Blocks:
         # first starters any persona has; the click sends the starter shown, whichever persona's.
         wiring = next((starters(p, "en") for p in (first, *personas.visible) if p.examples), [])
         look_of_first = page.chatbot_props(first, "en")
+        # respond(message, history, persona_id, model_id, temperature, own_key): ChatInterface passes
+        # these by position, so they are named here once and checked against respond's parameters
+        respond_inputs = {"persona_id": picker, "model_id": model_picker, "temperature": temperature}
+        respond_inputs["own_key"] = visitor_key
+        if list(inspect.signature(page.respond).parameters)[2:6] != list(respond_inputs):
+            raise RuntimeError("Page.respond's parameters do not match respond_inputs (kimichat/ui.py)")
         chat = gr.ChatInterface(
             page.respond,
             multimodal=True,
@@ -311,7 +345,7 @@ def build(service: ChatService) -> gr.Blocks:
                 stop_btn=True,  # a custom box has none unless asked: ChatInterface shows it while a reply runs
                 elem_id="message",
             ),
-            additional_inputs=[picker, model_picker, temperature, visitor_key],
+            additional_inputs=list(respond_inputs.values()),
             additional_outputs=[usage],
             # a switch of persona shows the new persona's starters in their place (chatbot_props)
             examples=[[ex["text"]] for ex in wiring] or None,
@@ -325,7 +359,17 @@ def build(service: ChatService) -> gr.Blocks:
         usage.render()
         if not look_of_first["examples"]:  # the chatbot shows the first persona's own: none
             chat.chatbot.examples = None
-        look = [card, model_picker, temperature, chat.chatbot]
+        page.parts = parts = Parts(
+            setup,
+            picker,
+            card,
+            model_picker,
+            temperature,
+            chat.chatbot,
+            chat.chatbot_value,
+            chat.conversation_id,
+            usage,
+        )
         quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
         # An English page load costs the server nothing beyond the page: the browser writes its
         # language here, and only a change (Chinese) asks for the page in it.
@@ -333,15 +377,14 @@ def build(service: ChatService) -> gr.Blocks:
         # rest of a page load: Gradio rebuilds the config of every component it updates.)
         language = gr.Textbox("en", visible="hidden", elem_id="browser-language")
         demo.load(None, None, [language], js=BROWSER_LANGUAGE, api_visibility="private")
-        language.change(page.localize, [language], [setup, picker, card, model_picker, chat.chatbot], **quiet)
+        language.change(page.localize, [language], [parts.setup, parts.picker, *parts.look], **quiet)
         # .input, not .change: reopening a saved chat sets the picker without emptying the chat. Queued:
         # Gradio 6.31 fires a State's .change (chatbot_value's empties the chat) only after queued events.
-        fresh_chat = [chat.chatbot_value, chat.conversation_id]
-        picker.input(page.switch_persona, [picker], [*fresh_chat, *look], api_visibility="undocumented")
+        fresh_chat = [parts.chat_value, parts.conversation_id]
+        picker.input(page.switch_persona, [picker], [*fresh_chat, *parts.look], api_visibility="undocumented")
         keep_saved_chats(chat, settings)
-        chat.chat_history_dataset.click(
-            page.reopen, [chat.chat_history_dataset, chat.saved_conversations], [picker, *look, usage], **quiet
-        )
+        saved = [chat.chat_history_dataset, chat.saved_conversations]
+        chat.chat_history_dataset.click(page.reopen, saved, [picker, *parts.look, usage], **quiet)
         model_picker.change(page.model_changed, [picker, model_picker], [temperature], **quiet)
         export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400

@@ -129,6 +129,8 @@ def serving(kimi: KimiServer, folder: Path, key: str | None = KEY, **env: str) -
 def app(kimi: KimiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     with serving(kimi, tmp_path_factory.mktemp("app"), **NO_RATE_LIMITS) as running:
         yield running
+        (ROOT / "test-output").mkdir(exist_ok=True)
+        (ROOT / "test-output" / "session-app.log").write_text(running.log())  # to read after a failure
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from openai import APIStatusError, AsyncOpenAI
 
-from .i18n import Lang, t
+from .i18n import Refusal
 from .models import ModelInfo
 from .personas import Persona
 
@@ -150,27 +150,27 @@ class Attachments:
         self._locks: dict[str, asyncio.Lock] = {}
         self._leftovers: set[str] = set()  # uploaded files whose delete failed, tried again later
 
-    def refusal(self, paths: Iterable[str], persona: Persona, model: ModelInfo, lang: Lang) -> str | None:
+    def refusal(self, paths: Iterable[str], persona: Persona, model: ModelInfo) -> Refusal | None:
         """Why these files cannot go with this persona and model, or None if they can."""
         for path in paths:
             if not Path(path).exists():  # an old upload the server has since cleaned away
                 continue
             name, kind = Path(path).name, kind_of(path)
             if kind is None:
-                return t("file_type", lang, name=name, types=" ".join(ACCEPTED))
+                return Refusal("file_type", {"name": name, "types": " ".join(ACCEPTED)})
             size = Path(path).stat().st_size
             if size > self.max_bytes:
-                return t("file_size", lang, name=name, limit=self.max_bytes // 2**20)
+                return Refusal("file_size", {"name": name, "limit": self.max_bytes // 2**20})
             if size == 0:
-                return t("file_empty", lang, name=name)
+                return Refusal("file_empty", {"name": name})
             if kind == "document" and not persona.documents:
-                return t("no_documents", lang)
+                return Refusal("no_documents")
             if kind == "image" and not persona.images:
-                return t("no_images", lang)
+                return Refusal("no_images")
             if kind == "image" and not model.vision:
-                return t("blind_model", lang, model=model.id)
+                return Refusal("blind_model", {"model": model.id})
             if not matches_name(Path(path)):
-                return t("file_mismatch", lang, name=name, suffix=Path(path).suffix.lower())
+                return Refusal("file_mismatch", {"name": name, "suffix": Path(path).suffix.lower()})
         return None
 
     async def prepare(self, client: AsyncOpenAI, paths: Iterable[str]) -> dict[str, Attachment]:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from .conversation import (
     new_turn_start,
     turns,
 )
-from .failures import Failure, FirstTokenTimeout, classify, log_failure
-from .guard import Guard, Refusal, Visitor
-from .i18n import Lang, t
+from .failures import FirstTokenTimeout, classify, log_failure, where_to_fix
+from .guard import Guard, Visitor
+from .i18n import Lang, Refusal, t
 from .kimi import (
     ChatRequest,
     Event,
@@ -151,11 +151,11 @@ class ChatService:
             model = await self.catalog.resolve(model_id or persona.model)
             all_files = [path for turn in conversation for path in turn.files]
             images = images_to_send([turn.files for turn in conversation])
-            refusal = self.attachments.refusal(all_files, persona, model, lang)
+            refusal = self.attachments.refusal(all_files, persona, model)
             if not refusal and not images.issuperset(p for p in said.files if kind_of(p) == "image"):
-                refusal = t("too_many_images", lang, count=MAX_IMAGES, mb=MAX_IMAGE_BYTES // 2**20)
+                refusal = Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
             if refusal:
-                yield Update([note(refusal, lang)])
+                yield Update([note(self._told(refusal, lang, visitor), lang)])
                 return
             all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
             reply = Reply(persona, lang)
@@ -167,12 +167,12 @@ class ChatService:
             try:
                 ready = await self.attachments.prepare(client, all_files)
             except FileUnreadable as exc:
-                yield Update([note(t("file_unreadable", lang, name=exc.name), lang)])
+                yield Update([note(self._told(Refusal("file_unreadable", {"name": exc.name}), lang, visitor), lang)])
                 return
             except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
                 failure = classify(exc)
                 log_failure(failure, persona.id, model.id)
-                yield Update([note(failure.message(lang, self.settings.settings_url), lang)])
+                yield Update([note(self._told(failure.refusal(self.settings.settings_url), lang, visitor), lang)])
                 return
             if documents:
                 reply.step(t("read", lang, names=names), reading, done=True)
@@ -187,13 +187,11 @@ class ChatService:
                 await own_client.close()
 
     def _told(self, refusal: Refusal, lang: Lang, visitor: Visitor) -> str:
-        """The refusal in the visitor's words; a limit that signing in would raise says so."""
-        if refusal.key == "no_key":  # with where the owner adds it
-            return Failure("no_key").message(lang, self.settings.settings_url)
-        told = t(refusal.key, lang, **refusal.values)
+        """A refusal in the visitor's words (every one the chat shows is worded here); a limit that
+        signing in would raise says so."""
         if refusal.key in ("rate_limited", "token_limited") and self.settings.sign_in and not visitor.signed_in:
-            told += " " + t("sign_in_for_more", lang, factor=self.settings.signed_in_factor)
-        return told
+            refusal = replace(refusal, then=Refusal("sign_in_for_more", {"factor": self.settings.signed_in_factor}))
+        return refusal.words(lang)
 
     async def _refusal(self, conversation: list[Turn], said: VisitorMessage, visitor: Visitor) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
@@ -205,7 +203,7 @@ class ChatService:
         if refusal:
             return refusal
         if self.client is None and not visitor.api_key:
-            return Refusal("no_key", {})
+            return Refusal("no_key", {"where": where_to_fix(self.settings.settings_url)})
         return await self.guard.check_visit(visitor)
 
     async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: Reply) -> AsyncIterator[Update]:
@@ -258,7 +256,7 @@ class ChatService:
             fitted = fit_to_context(messages, head, budget)
             size = sum(map(estimate_tokens, fitted))
             if size > budget:
-                reply.notes.append(self._too_big(fitted, head, size, budget, model, lang))
+                reply.notes.append(self._told(self._too_big(fitted, head, size, budget, model), lang, target.visitor))
                 done.failed = True
                 return
             request = ChatRequest(
@@ -308,27 +306,27 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("retrying", lang), lang)])
                 await asyncio.sleep(delay)
                 continue
-            told = failure.midway if reply.started else failure.message
-            reply.notes.append(told(lang, self.settings.settings_url))
+            told = failure.midway if reply.started else failure.refusal
+            reply.notes.append(self._told(told(self.settings.settings_url), lang, target.visitor))
             done.failed = True
             return
 
-    def _too_big(
-        self, fitted: list[KimiMessage], head: int, size: int, budget: int, model: ModelInfo, lang: Lang
-    ) -> str:
+    def _too_big(self, fitted: list[KimiMessage], head: int, size: int, budget: int, model: ModelInfo) -> Refusal:
         """Why the request cannot go. A document of the new question that does not fit: say so, and
         name an offered model whose window takes it, if one does (a smaller window than needed first)."""
         if all(m["role"] != "system" for m in fitted[new_turn_start(fitted, head) :]):
-            return t("request_too_big", lang, tokens=size, limit=budget)
-        told = t("document_too_big", lang, tokens=size, model=model.id, limit=budget)
+            return Refusal("request_too_big", {"tokens": size, "limit": budget})
         roomy = [  # the reply takes at most a quarter of a window: three quarters are the request's
             m
             for m in sorted(self.catalog.cached_models, key=lambda m: m.rank, reverse=True)
             if min(m.context_length * 3 // 4, self.settings.max_request_tokens) >= size
         ]
-        if roomy:
-            return told + " " + t("document_try_model", lang, model=min(roomy, key=lambda m: m.context_length).id)
-        return told + " " + t("document_space_limit", lang, limit=self.settings.max_request_tokens)
+        advice = (
+            Refusal("document_try_model", {"model": min(roomy, key=lambda m: m.context_length).id})
+            if roomy
+            else Refusal("document_space_limit", {"limit": self.settings.max_request_tokens})
+        )
+        return Refusal("document_too_big", {"tokens": size, "model": model.id, "limit": budget}, then=advice)
 
     def _reply_budget(self, model: ModelInfo, persona: Persona, thinking: str) -> int:
         """``max_tokens`` for one request: the persona's or the owner's reply budget; for a request

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from openai import APIError, APIStatusError
 
-from .i18n import Lang, t
+from .i18n import Refusal
 from .kimi import ConnectionLost, StreamBroken, StreamEnded, StreamTimeout
 
 log = logging.getLogger("kimichat.failures")
@@ -48,25 +48,29 @@ class Failure:
             return min(8.0, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
         return None
 
-    def message(self, lang: Lang, settings_url: str) -> str:
-        """The sentence the visitor reads: no traceback, no key, no upstream text."""
-        where = t("no_key_where", lang, url=settings_url) if settings_url else ""
+    def refusal(self, settings_url: str) -> Refusal:
+        """What the visitor is told: no traceback, no key, no upstream text."""
         if self.kind in RETRYABLE or self.kind == "rate_limited":
-            return t("busy", lang, seconds=int(self.wait or 10))
-        if self.kind in {"no_key", "auth", "no_balance"}:
-            return t(self.kind, lang, where=where)
+            return Refusal("busy", {"seconds": int(self.wait or 10)})
+        if self.kind in {"auth", "no_balance"}:
+            return Refusal(self.kind, {"where": where_to_fix(settings_url)})
         if self.kind in {"content_filter", "context_too_long", "model_not_found", "timeout", "stream_broken"}:
-            return t(self.kind, lang)
-        return t("upstream_failed", lang, reason=self.kind)  # the app's own word, never upstream text
+            return Refusal(self.kind)
+        return Refusal("upstream_failed", {"reason": self.kind})  # the app's own word, never upstream text
 
-    def midway(self, lang: Lang, settings_url: str) -> str:
-        """The sentence for a reply that stopped after text was shown: what happened, and that
-        what arrived is kept."""
+    def midway(self, settings_url: str) -> Refusal:
+        """What a reply that stopped after text was shown is told: what happened, and that what
+        arrived is kept."""
         if self.kind == "connection":
-            return t("cut_off", lang)
+            return Refusal("cut_off")
         if self.kind == "content_filter":
-            return t("filtered", lang)
-        return t("stopped_midway", lang, reason=self.message(lang, settings_url))
+            return Refusal("filtered")
+        return Refusal("stopped_midway", {"reason": self.refusal(settings_url)})
+
+
+def where_to_fix(settings_url: str) -> Refusal | str:
+    """Where the owner adds the key: the Space's settings page, when there is one."""
+    return Refusal("no_key_where", {"url": settings_url}) if settings_url else ""
 
 
 def _told_wait(message: str) -> float | None:

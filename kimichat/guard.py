@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -32,6 +32,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.exceptions import RedisError
 
+from .i18n import Refusal
 from .leases import RENEW_SECONDS, Leases, leases_for
 from .settings import Settings
 from .spend import DAY, HOUR, MINUTE, Ceiling, Over, Reservation, TokenMeter
@@ -39,14 +40,6 @@ from .spend import DAY, HOUR, MINUTE, Ceiling, Over, Reservation, TokenMeter
 log = logging.getLogger(__name__)
 STORE_ERRORS = (StorageError, RedisError, OSError)  # the limits store cannot be reached
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a message was not sent: a key into the i18n table and its values."""
-
-    key: str
-    values: Mapping[str, object]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ ours: labels (handed to ``gr.I18n``) and the sentences the server writes into th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 Lang = Literal["en", "zh"]
@@ -268,3 +270,19 @@ def pick_lang(accept_language: str | None) -> Lang:
 def t(key: str, lang: Lang, **values: object) -> str:
     """The string ``key`` in ``lang`` with ``values`` filled in."""
     return STRINGS[key][lang].format(**values)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why something was not done, the one shape every gate, check and failure says no with: a key
+    into ``STRINGS``, its values (a value that is itself a Refusal is worded in place), and perhaps
+    a sentence that follows (advice). Worded in the visitor's language only here, by ``words``."""
+
+    key: str
+    values: Mapping[str, object] = field(default_factory=dict)
+    then: Refusal | None = None
+
+    def words(self, lang: Lang) -> str:
+        values = {k: v.words(lang) if isinstance(v, Refusal) else v for k, v in self.values.items()}
+        told = t(self.key, lang, **values)
+        return f"{told} {self.then.words(lang)}" if self.then else told

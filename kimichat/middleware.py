@@ -17,8 +17,8 @@ from typing import Any
 from starlette.formparsers import MultiPartException
 
 from .address import AddressReader
-from .guard import EdgeGate, Refusal
-from .i18n import t
+from .guard import EdgeGate
+from .i18n import Refusal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,7 +50,7 @@ async def _answer(send: Callable, status: int, text: str) -> None:
 
 def _refused(refusal: Refusal) -> tuple[int, str]:
     """A gate's refusal as an HTTP answer: 503 while the limits store is away, else 429."""
-    return (503 if refusal.key == "limits_down" else 429), t(refusal.key, "en", **refusal.values)
+    return (503 if refusal.key == "limits_down" else 429), refusal.words("en")
 
 
 class ClosedRoutes:
@@ -142,9 +142,8 @@ class UploadLimit:
             for _ in range(counter.feed(message.get("body", b""))):
                 refused = await self.gate.upload_file(address)
                 if counter.parts > self.max_files or refused:
-                    stopped.append(
-                        _refused(refused) if refused else (413, t("too_many_files", "en", limit=self.max_files))
-                    )
+                    too_many = (413, Refusal("too_many_files", {"limit": self.max_files}).words("en"))
+                    stopped.append(_refused(refused) if refused else too_many)
                     raise MultiPartException(stopped[0][1])
             return message
 
@@ -213,7 +212,7 @@ class NoFileUrls:
                 await _answer(send, 400, "Bad Request")
                 return
             if by_url:
-                await _answer(send, 400, t("file_by_url", "en"))
+                await _answer(send, 400, Refusal("file_by_url").words("en"))
                 return
         replayed = False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
@@ -30,7 +30,7 @@ from .conversation import (
     new_turn_start,
     turns,
 )
-from .failures import FirstTokenTimeout, classify, log_failure, where_to_fix
+from .failures import Failure, FirstTokenTimeout, classify, log_failure, where_to_fix
 from .guard import Guard, Visitor
 from .i18n import Lang, Refusal, t
 from .kimi import (
@@ -51,6 +51,66 @@ from .reply import Pace, Reply, Update, note
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+MAX_SEARCH_ROUNDS = 5  # web-search requests in one reply; the next asks for the answer without the tool
+Call = dict[str, Any]  # one tool call as Kimi sent it: id, type, function name and arguments
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a reply's requests go and how they are made: the client (the owner's, or one for a
+    visitor's own key), the model, the temperature the visitor asked for (None: the persona's),
+    whose limits pay, the thinking switch, and the reply budget."""
+
+    client: AsyncOpenAI
+    model: ModelInfo
+    temperature: float | None
+    visitor: Visitor
+    thinking: str
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What one request's stream left, beyond the text: Kimi's usage, and the tool calls it asked for."""
+
+    usage: Usage | None = None
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one try ended: answered (its usage; the tool-call turn to send back, when Kimi asked to
+    search), failed (``failure``: the caller tries again or not), or refused (``refusal``: what the
+    visitor is told; nothing more is sent)."""
+
+    usage: Usage | None = None
+    tool_turn: list[KimiMessage] = field(default_factory=list)
+    failure: Failure | None = None
+    refusal: Refusal | None = None
+
+
+def tool_turn(calls: tuple[Call, ...], content: str, reasoning: str) -> list[KimiMessage]:
+    """The assistant's tool-call turn as it came (its content; its reasoning, which models that
+    always think refuse a tool-call turn without; the calls unchanged, ``builtin_function`` type
+    included), then each call's arguments echoed back: Moonshot runs ``$web_search`` itself and only
+    needs the loop closed."""
+    turn: KimiMessage = {"role": "assistant", "content": content, "tool_calls": list(calls)}
+    if reasoning:
+        turn["reasoning_content"] = reasoning
+    answers: list[KimiMessage] = [
+        {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": c["function"]["arguments"]}
+        for c in calls
+    ]
+    return [turn, *answers]
+
+
+def _gather(calls: dict[int, Call], delta: ToolCallDelta) -> None:
+    """A tool call's fragment added to the call it belongs to (Moonshot's type kept as it came)."""
+    call = calls.setdefault(delta.index, {"id": "", "type": "", "function": {"name": "", "arguments": ""}})
+    call["id"] = delta.id or call["id"]
+    call["type"] = delta.type or call["type"]
+    call["function"]["name"] = delta.name or call["function"]["name"]
+    call["function"]["arguments"] += delta.arguments
 
 
 async def _first_token_deadline(events: AsyncIterator[Event], seconds: float) -> AsyncIterator[Event]:
@@ -85,6 +145,8 @@ class ChatService:
     client: AsyncOpenAI | None
     guard: Guard
     attachments: Attachments
+    # Kimi's event stream for one request: the SDK's (kimi.stream_reply); tests may feed events directly
+    events: Callable[[AsyncOpenAI, ChatRequest], AsyncIterator[Event]] = stream_reply
 
     @classmethod
     def from_settings(cls, settings: Settings, personas: PersonaFile) -> ChatService:
@@ -180,7 +242,13 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                async for update in self._answer(_Target(client, model, temperature, visitor), messages, reply):
+                # Moonshot's $web_search wants thinking off where it can be turned off: for the whole
+                # loop, the answering round too (its tool-call turns carry no reasoning to send back).
+                thinking = "off" if persona.web_search and model.thinking_switch else persona.thinking
+                target = Target(
+                    client, model, temperature, visitor, thinking, self._reply_budget(model, persona, thinking)
+                )
+                async for update in self._answer(target, messages, reply):
                     yield update
         finally:
             if own_client is not None:
@@ -206,29 +274,31 @@ class ChatService:
             return Refusal("no_key", {"where": where_to_fix(self.settings.settings_url)})
         return await self.guard.check_visit(visitor)
 
-    async def _answer(self, target: _Target, messages: list[dict[str, Any]], reply: Reply) -> AsyncIterator[Update]:
-        """The reply's requests: one, or more when Kimi asks to search the web (each search
-        round is a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
-        lang = reply.lang
-        usage: Usage | None = None
-        searches, search_step = 0, None
+    async def _answer(self, target: Target, messages: list[KimiMessage], reply: Reply) -> AsyncIterator[Update]:
+        """The reply's requests: one, or more when Kimi asks to search the web (each search round is
+        a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
+        lang, usage, searches, search_step = reply.lang, None, 0, None
         while True:
-            done = _Round(search=reply.persona.web_search and searches < MAX_SEARCH_ROUNDS)
-            async for update in self._request(target, messages, reply, done):
+            search = reply.persona.web_search and searches < MAX_SEARCH_ROUNDS
+            async for item in self._request(target, messages, reply, search):
+                if isinstance(item, Attempt):
+                    attempt = item
+                    continue
                 if search_step is not None and reply.text:  # the search ran in this request; text flows
                     reply.step(t("searched", lang, n=searches), search_step, done=True)
-                yield update
-            usage = _add(usage, done.usage)
-            if done.failed:
+                yield item
+            usage = _summed(usage, attempt.usage)
+            if attempt.refusal:
+                reply.notes.append(self._told(attempt.refusal, lang, target.visitor))
                 yield Update(reply.messages(), model=target.model.id)
                 return
-            if done.calls and done.search:  # Kimi asks to search (as offered): close the loop, go on
+            if attempt.tool_turn and search:  # Kimi asks to search (as offered): close the loop, go on
                 searches += 1
                 search_step = reply.step(t("searching", lang), search_step)
                 if searches == MAX_SEARCH_ROUNDS:  # the next request asks for the answer, tool not offered
                     reply.notes.append(t("search_cut_short", lang, n=searches))
                 yield Update(reply.messages())
-                messages = [*messages, *done.tool_round()]
+                messages = [*messages, *attempt.tool_turn]
                 continue
             if search_step is not None:
                 reply.step(t("searched", lang, n=searches), search_step, done=True)
@@ -237,79 +307,81 @@ class ChatService:
             return
 
     async def _request(
-        self, target: _Target, messages: list[dict[str, Any]], reply: Reply, done: _Round
-    ) -> AsyncIterator[Update]:
+        self, target: Target, messages: list[KimiMessage], reply: Reply, search: bool
+    ) -> AsyncIterator[Update | Attempt]:
         """One request, tried again while no text has been shown (never after: no text is shown
-        twice), once with the history trimmed harder if Kimi finds it too long. A failure ends as a
-        note in the reply and ``done.failed``."""
-        lang, persona, model = reply.lang, reply.persona, target.model
-        # Moonshot's $web_search wants thinking off where it can be turned off: for the whole loop,
-        # the answering round too (its earlier tool-call turns carry no reasoning to send back).
-        thinking = "off" if persona.web_search and model.thinking_switch else persona.thinking
-        max_tokens = self._reply_budget(model, persona, thinking)
-        # Every request is bounded here, by the app's own estimate, whatever history the page sent:
-        # the oldest turns go first, and what cannot go (prompt, shots, the message) is refused.
-        budget = min(model.context_length - max_tokens, self.settings.max_request_tokens)
-        head = 1 + 2 * len(persona.few_shot)
-        attempt, trimmed_harder = 0, False
+        twice), once with the history trimmed harder if Kimi finds it too long; the last item is
+        how it ended (a failure that is not tried again ends as a refusal in the visitor's words)."""
+        # Every request is bounded here, by the app's own estimate, whatever history the page sent.
+        budget = min(target.model.context_length - target.max_tokens, self.settings.max_request_tokens)
+        tries, trimmed = 0, False
         while True:
-            fitted = fit_to_context(messages, head, budget)
-            size = sum(map(estimate_tokens, fitted))
-            if size > budget:
-                reply.notes.append(self._told(self._too_big(fitted, head, size, budget, model), lang, target.visitor))
-                done.failed = True
+            async for item in self._attempt(target, messages, reply, budget, search):
+                if isinstance(item, Attempt):
+                    attempt = item
+                else:
+                    yield item
+            failure = attempt.failure
+            if failure is None:
+                yield attempt
                 return
-            request = ChatRequest(
-                model=model,
-                messages=fitted,
-                max_tokens=max_tokens,
-                temperature=target.temperature if target.temperature is not None else persona.temperature,
-                top_p=persona.top_p,
-                thinking=thinking,
-                web_search=done.search,
-            )
-            # Paid for before it is sent: what it may cost is held against the visitor's and the
-            # Space's token ceilings (each search round and retry too), and settled to its usage.
-            held = await self.guard.reserve(target.visitor, size + max_tokens)
-            if isinstance(held, Refusal):
-                reply.notes.append(self._told(held, lang, target.visitor))
-                done.failed = True
-                return
-            done.calls.clear()
-            said, thought = len(reply.text), len(reply.thinking)
-            try:
-                async for update in self._stream(target.client, request, reply, done.calls):
-                    if update.usage is None:
-                        yield update
-                    else:
-                        done.usage = update.usage
-                done.content, done.reasoning = reply.text[said:], reply.thinking[thought:]
-                return
-            except Exception as exc:  # every failure becomes a sentence, never a traceback
-                failure = classify(exc)
-                log_failure(failure, persona.id, model.id)
-            finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
-                streamed = reply.text[said:] + reply.thinking[thought:]
-                await self.guard.settle(
-                    held,
-                    done.usage.total_tokens
-                    if done.usage
-                    else size + estimate_tokens({"role": "assistant", "content": streamed}),
-                )
-            reply.end_thinking()
-            if not reply.started and failure.kind == "context_too_long" and not trimmed_harder:
-                budget, trimmed_harder = budget // 2, True
+            if not reply.started and failure.kind == "context_too_long" and not trimmed:
+                budget, trimmed = budget // 2, True
                 continue
-            delay = failure.retry_delay(attempt)
-            if not reply.started and delay is not None and attempt < self.settings.max_retries:
-                attempt += 1
-                yield Update([*reply.messages(), note(t("retrying", lang), lang)])
+            delay = failure.retry_delay(tries)
+            if not reply.started and delay is not None and tries < self.settings.max_retries:
+                tries += 1
+                yield Update([*reply.messages(), note(t("retrying", reply.lang), reply.lang)])
                 await asyncio.sleep(delay)
                 continue
             told = failure.midway if reply.started else failure.refusal
-            reply.notes.append(self._told(told(self.settings.settings_url), lang, target.visitor))
-            done.failed = True
+            yield replace(attempt, refusal=told(self.settings.settings_url))
             return
+
+    async def _attempt(
+        self, target: Target, messages: list[KimiMessage], reply: Reply, budget: int, search: bool
+    ) -> AsyncIterator[Update | Attempt]:
+        """One try: fit the history to ``budget`` (the oldest turns go first; what cannot go is
+        refused), hold what it may cost against the visitor's and the Space's token ceilings, stream
+        it, and settle the hold to its usage. The last item is how it ended."""
+        persona = reply.persona
+        head = 1 + 2 * len(persona.few_shot)
+        fitted = fit_to_context(messages, head, budget)
+        size = sum(map(estimate_tokens, fitted))
+        if size > budget:
+            yield Attempt(refusal=self._too_big(fitted, head, size, budget, target.model))
+            return
+        request = ChatRequest(
+            model=target.model,
+            messages=fitted,
+            max_tokens=target.max_tokens,
+            temperature=target.temperature if target.temperature is not None else persona.temperature,
+            top_p=persona.top_p,
+            thinking=target.thinking,
+            web_search=search,
+        )
+        held = await self.guard.reserve(target.visitor, size + target.max_tokens)
+        if isinstance(held, Refusal):
+            yield Attempt(refusal=held)
+            return
+        said, thought, streamed = len(reply.text), len(reply.thinking), Streamed()
+        try:
+            async for item in self._stream(target.client, request, reply):
+                if isinstance(item, Streamed):
+                    streamed = item
+                else:
+                    yield item
+            turn = tool_turn(streamed.calls, reply.text[said:], reply.thinking[thought:]) if streamed.calls else []
+            attempt = Attempt(usage=streamed.usage, tool_turn=turn)
+        except Exception as exc:  # every failure becomes a sentence, never a traceback
+            attempt = Attempt(failure=classify(exc))
+            log_failure(attempt.failure, persona.id, target.model.id)
+            reply.end_thinking()
+        finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
+            shown = reply.text[said:] + reply.thinking[thought:]
+            estimate = size + estimate_tokens({"role": "assistant", "content": shown})
+            await self.guard.settle(held, streamed.usage.total_tokens if streamed.usage else estimate)
+        yield attempt
 
     def _too_big(self, fitted: list[KimiMessage], head: int, size: int, budget: int, model: ModelInfo) -> Refusal:
         """Why the request cannot go. A document of the new question that does not fit: say so, and
@@ -338,32 +410,19 @@ class ChatService:
         return min(budget, model.context_length // 4)
 
     async def _stream(
-        self,
-        client: AsyncOpenAI,
-        request: ChatRequest,
-        reply: Reply,
-        calls: dict[int, dict[str, Any]],
-    ) -> AsyncIterator[Update]:
-        """One request: Kimi's events folded into the reply, shown at most N times a second.
-
-        Tool-call fragments are gathered into ``calls``; the last update carries the usage.
-        """
-        usage: Usage | None = None
-        pace = Pace(1.0 / self.settings.updates_per_second)
-        async with aclosing(stream_reply(client, request)) as raw:  # closing it ends the HTTP stream
+        self, client: AsyncOpenAI, request: ChatRequest, reply: Reply
+    ) -> AsyncIterator[Update | Streamed]:
+        """One request's events folded into the reply, shown at most N times a second; the last item
+        is what the stream left: its usage and the tool calls Kimi asked for."""
+        usage, calls, pace = None, {}, Pace(1.0 / self.settings.updates_per_second)
+        async with aclosing(self.events(client, request)) as raw:  # closing it ends the HTTP stream
             async for event in _first_token_deadline(raw, self.settings.first_token_timeout):
                 if isinstance(event, TextDelta):
                     reply.add_text(event.text)
                 elif isinstance(event, ThinkingDelta):
                     reply.add_thinking(event.text)
                 elif isinstance(event, ToolCallDelta):
-                    call = calls.setdefault(
-                        event.index, {"id": "", "type": "", "function": {"name": "", "arguments": ""}}
-                    )
-                    call["id"] = event.id or call["id"]
-                    call["type"] = event.type or call["type"]  # Moonshot's builtin_function, sent back as it came
-                    call["function"]["name"] = event.name or call["function"]["name"]
-                    call["function"]["arguments"] += event.arguments
+                    _gather(calls, event)
                     continue
                 elif isinstance(event, Usage):
                     usage = event
@@ -376,57 +435,10 @@ class ChatService:
                     yield Update(reply.messages())
         if not calls:  # a search round's thinking goes on in the next request
             reply.end_thinking()
-        yield Update([], usage=usage or Usage())
+        yield Streamed(usage or Usage(), tuple(calls[i] for i in sorted(calls)))
 
 
-MAX_SEARCH_ROUNDS = 5
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a reply's requests go: the client (the owner's, or one for a visitor's own key), the
-    model, the temperature the visitor asked for (None: the persona's), and whose limits pay."""
-
-    client: AsyncOpenAI
-    model: ModelInfo
-    temperature: float | None
-    visitor: Visitor
-
-
-@dataclass
-class _Round:
-    """One request of a reply: whether it offers web search; what it left: the tool calls Kimi
-    asked for, its usage, whether it failed."""
-
-    search: bool = False
-    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
-    content: str = ""
-    reasoning: str = ""
-    usage: Usage | None = None
-    failed: bool = False
-
-    def tool_round(self) -> list[KimiMessage]:
-        """The assistant's turn as it came (its content, its reasoning: models that always think
-        refuse a tool-call turn without it, and the calls unchanged, ``builtin_function`` type
-        included), then each call's arguments echoed back: Moonshot runs ``$web_search`` itself
-        and only needs the loop closed."""
-        ordered = [self.calls[i] for i in sorted(self.calls)]
-        turn: KimiMessage = {"role": "assistant", "content": self.content, "tool_calls": ordered}
-        if self.reasoning:
-            turn["reasoning_content"] = self.reasoning
-        answers: list[KimiMessage] = [
-            {
-                "role": "tool",
-                "tool_call_id": c["id"],
-                "name": c["function"]["name"],
-                "content": c["function"]["arguments"],
-            }
-            for c in ordered
-        ]
-        return [turn, *answers]
-
-
-def _add(total: Usage | None, more: Usage | None) -> Usage | None:
+def _summed(total: Usage | None, more: Usage | None) -> Usage | None:
     """Usage summed over the requests of one reply (search rounds are requests too)."""
     if more is None:
         return total

@@ -1,138 +1,38 @@
 """Persona + history + message -> a stream of chat updates for the UI.
 
-The path of one message: gates (guard) -> messages (conversation) -> tokens reserved
-(guard, spend) -> Kimi stream (kimi) -> the reply as it grows (reply) -> paced updates.
+The path of one message: gates (guard) -> files made ready (attachments) -> messages
+(conversation) -> an upstream slot -> Kimi's requests (answer) -> the reply as it grows (reply).
 Nothing here knows Gradio, so it is tested and benchmarked without a browser.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing
-from dataclasses import astuple, dataclass, field, replace
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
 
-from .attachments import MAX_IMAGE_BYTES, MAX_IMAGES, Attachments, FileUnreadable, images_to_send, kind_of
-from .conversation import (
-    Turn,
-    VisitorMessage,
-    build_messages,
-    conversation_tokens,
-    current_segment,
-    estimate_tokens,
-    fit_to_context,
-    new_turn_start,
-    turns,
+from .answer import Answerer, Events, target_for, told
+from .attachments import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGES,
+    Attachment,
+    Attachments,
+    FileUnreadable,
+    images_to_send,
+    kind_of,
 )
-from .failures import Failure, FirstTokenTimeout, classify, log_failure, where_to_fix
+from .conversation import Turn, VisitorMessage, build_messages, conversation_tokens, current_segment, turns
+from .failures import classify, log_failure, where_to_fix
 from .guard import Guard, Visitor
 from .i18n import Lang, Refusal, t
-from .kimi import (
-    ChatRequest,
-    Event,
-    Finish,
-    KimiMessage,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallDelta,
-    Usage,
-    make_client,
-    stream_reply,
-)
+from .kimi import make_client, stream_reply
 from .models import ModelCatalog, ModelInfo
 from .personas import Persona, PersonaFile
-from .reply import Pace, Reply, Update, note
+from .reply import Reply, Update, note
 from .settings import Settings
-
-log = logging.getLogger(__name__)
-MAX_SEARCH_ROUNDS = 5  # web-search requests in one reply; the next asks for the answer without the tool
-Call = dict[str, Any]  # one tool call as Kimi sent it: id, type, function name and arguments
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a reply's requests go and how they are made: the client (the owner's, or one for a
-    visitor's own key), the model, the temperature the visitor asked for (None: the persona's),
-    whose limits pay, the thinking switch, and the reply budget."""
-
-    client: AsyncOpenAI
-    model: ModelInfo
-    temperature: float | None
-    visitor: Visitor
-    thinking: str
-    max_tokens: int
-
-
-@dataclass(frozen=True)
-class Streamed:
-    """What one request's stream left, beyond the text: Kimi's usage, and the tool calls it asked for."""
-
-    usage: Usage | None = None
-    calls: tuple[Call, ...] = ()
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """How one try ended: answered (its usage; the tool-call turn to send back, when Kimi asked to
-    search), failed (``failure``: the caller tries again or not), or refused (``refusal``: what the
-    visitor is told; nothing more is sent)."""
-
-    usage: Usage | None = None
-    tool_turn: list[KimiMessage] = field(default_factory=list)
-    failure: Failure | None = None
-    refusal: Refusal | None = None
-
-
-def tool_turn(calls: tuple[Call, ...], content: str, reasoning: str) -> list[KimiMessage]:
-    """The assistant's tool-call turn as it came (its content; its reasoning, which models that
-    always think refuse a tool-call turn without; the calls unchanged, ``builtin_function`` type
-    included), then each call's arguments echoed back: Moonshot runs ``$web_search`` itself and only
-    needs the loop closed."""
-    turn: KimiMessage = {"role": "assistant", "content": content, "tool_calls": list(calls)}
-    if reasoning:
-        turn["reasoning_content"] = reasoning
-    answers: list[KimiMessage] = [
-        {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": c["function"]["arguments"]}
-        for c in calls
-    ]
-    return [turn, *answers]
-
-
-def _gather(calls: dict[int, Call], delta: ToolCallDelta) -> None:
-    """A tool call's fragment added to the call it belongs to (Moonshot's type kept as it came)."""
-    call = calls.setdefault(delta.index, {"id": "", "type": "", "function": {"name": "", "arguments": ""}})
-    call["id"] = delta.id or call["id"]
-    call["type"] = delta.type or call["type"]
-    call["function"]["name"] = delta.name or call["function"]["name"]
-    call["function"]["arguments"] += delta.arguments
-
-
-async def _first_token_deadline(events: AsyncIterator[Event], seconds: float) -> AsyncIterator[Event]:
-    """Pass ``events`` on; if no text or thinking arrives within ``seconds``, give up."""
-    deadline = time.monotonic() + seconds
-    async for event in _until_first_token(events, deadline):
-        yield event
-    async for event in events:
-        yield event
-
-
-async def _until_first_token(events: AsyncIterator[Event], deadline: float) -> AsyncIterator[Event]:
-    while True:
-        try:
-            event = await asyncio.wait_for(events.__anext__(), max(0.0, deadline - time.monotonic()))
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            raise FirstTokenTimeout from None
-        yield event
-        if isinstance(event, (TextDelta, ThinkingDelta)):
-            return
 
 
 @dataclass
@@ -145,18 +45,19 @@ class ChatService:
     client: AsyncOpenAI | None
     guard: Guard
     attachments: Attachments
-    # Kimi's event stream for one request: the SDK's (kimi.stream_reply); tests may feed events directly
-    events: Callable[[AsyncOpenAI, ChatRequest], AsyncIterator[Event]] = stream_reply
+    answerer: Answerer
 
     @classmethod
-    def from_settings(cls, settings: Settings, personas: PersonaFile) -> ChatService:
-        """The service as the app runs it: one Kimi client (when the Space has a key), the model
-        list it can use (within ``ALLOWED_MODELS``), the gates, the document cache."""
+    def from_settings(cls, settings: Settings, personas: PersonaFile, events: Events = stream_reply) -> ChatService:
+        """The service as the app runs it: one Kimi client (if the Space has a key), its model list, the
+        gates, the document cache; ``events`` is Kimi's event stream (tests may feed events directly)."""
         client = make_client(settings) if settings.has_key else None
         catalog = ModelCatalog(
             client, settings.default_model, settings.models_cache_seconds, settings.models_timeout, settings.allowed
         )
-        return cls(settings, personas, catalog, client, Guard(settings), Attachments(settings.max_file_mb))
+        guard = Guard(settings)
+        answerer = Answerer(settings, guard, catalog, events)
+        return cls(settings, personas, catalog, client, guard, Attachments(settings.max_file_mb), answerer)
 
     def persona(self, persona_id: str | None) -> Persona:
         """The persona by id; an unknown id (an old API script) gets the default one."""
@@ -187,7 +88,7 @@ class ChatService:
         async with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
-                yield Update([note(self._told(refusal, lang, visitor), lang)])
+                yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
                 return
             shown = conversation_tokens(segment)  # the page's own count, for the usage line only
             async for update in self._reply(persona, conversation, said, model_id, temperature, lang, visitor):
@@ -211,55 +112,67 @@ class ChatService:
         assert client is not None
         try:
             model = await self.catalog.resolve(model_id or persona.model)
-            all_files = [path for turn in conversation for path in turn.files]
-            images = images_to_send([turn.files for turn in conversation])
-            refusal = self.attachments.refusal(all_files, persona, model)
-            if not refusal and not images.issuperset(p for p in said.files if kind_of(p) == "image"):
-                refusal = Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
-            if refusal:
-                yield Update([note(self._told(refusal, lang, visitor), lang)])
-                return
-            all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
             reply = Reply(persona, lang)
-            documents = [p for p in all_files if kind_of(p) == "document"]
-            names = ", ".join(Path(p).name for p in documents)
-            if documents:
-                reading = reply.step(t("reading", lang, names=names))
-                yield Update(reply.messages())
-            try:
-                ready = await self.attachments.prepare(client, all_files)
-            except FileUnreadable as exc:
-                yield Update([note(self._told(Refusal("file_unreadable", {"name": exc.name}), lang, visitor), lang)])
+            ready: dict[str, Attachment] | None = None
+            async for item in self._files(client, conversation, said, model, reply, visitor):
+                if isinstance(item, Update):
+                    yield item
+                else:
+                    ready = item
+            if ready is None:  # refused: the files said why
                 return
-            except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
-                failure = classify(exc)
-                log_failure(failure, persona.id, model.id)
-                yield Update([note(self._told(failure.refusal(self.settings.settings_url), lang, visitor), lang)])
-                return
-            if documents:
-                reply.step(t("read", lang, names=names), reading, done=True)
             if self.guard.upstream_full(own_key=own_client is not None):
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                # Moonshot's $web_search wants thinking off where it can be turned off: for the whole
-                # loop, the answering round too (its tool-call turns carry no reasoning to send back).
-                thinking = "off" if persona.web_search and model.thinking_switch else persona.thinking
-                target = Target(
-                    client, model, temperature, visitor, thinking, self._reply_budget(model, persona, thinking)
-                )
-                async for update in self._answer(target, messages, reply):
+                target = target_for(self.settings, client, model, temperature, visitor, persona)
+                async for update in self.answerer.answer(target, messages, reply):
                     yield update
         finally:
             if own_client is not None:
                 await own_client.close()
 
-    def _told(self, refusal: Refusal, lang: Lang, visitor: Visitor) -> str:
-        """A refusal in the visitor's words (every one the chat shows is worded here); a limit that
-        signing in would raise says so."""
-        if refusal.key in ("rate_limited", "token_limited") and self.settings.sign_in and not visitor.signed_in:
-            refusal = replace(refusal, then=Refusal("sign_in_for_more", {"factor": self.settings.signed_in_factor}))
-        return refusal.words(lang)
+    async def _files(
+        self,
+        client: AsyncOpenAI,
+        conversation: list[Turn],
+        said: VisitorMessage,
+        model: ModelInfo,
+        reply: Reply,
+        visitor: Visitor,
+    ) -> AsyncIterator[Update | dict[str, Attachment]]:
+        """The files made ready for Kimi (documents read, images encoded); the last item is the files,
+        or none when they are refused (the notes say why)."""
+        persona, lang = reply.persona, reply.lang
+        all_files = [path for turn in conversation for path in turn.files]
+        images = images_to_send([turn.files for turn in conversation])
+        refusal = self.attachments.refusal(all_files, persona, model)
+        if not refusal and not images.issuperset(p for p in said.files if kind_of(p) == "image"):
+            refusal = Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
+        if refusal:
+            yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
+            return
+        all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
+        documents = [p for p in all_files if kind_of(p) == "document"]
+        names = ", ".join(Path(p).name for p in documents)
+        if documents:
+            reading = reply.step(t("reading", lang, names=names))
+            yield Update(reply.messages())
+        try:
+            ready = await self.attachments.prepare(client, all_files)
+        except FileUnreadable as exc:
+            yield Update(
+                [note(told(Refusal("file_unreadable", {"name": exc.name}), lang, visitor, self.settings), lang)]
+            )
+            return
+        except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
+            failure = classify(exc)
+            log_failure(failure, persona.id, model.id)
+            yield Update([note(told(failure.refusal(self.settings.settings_url), lang, visitor, self.settings), lang)])
+            return
+        if documents:
+            reply.step(t("read", lang, names=names), reading, done=True)
+        yield ready
 
     async def _refusal(self, conversation: list[Turn], said: VisitorMessage, visitor: Visitor) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
@@ -273,175 +186,3 @@ class ChatService:
         if self.client is None and not visitor.api_key:
             return Refusal("no_key", {"where": where_to_fix(self.settings.settings_url)})
         return await self.guard.check_visit(visitor)
-
-    async def _answer(self, target: Target, messages: list[KimiMessage], reply: Reply) -> AsyncIterator[Update]:
-        """The reply's requests: one, or more when Kimi asks to search the web (each search round is
-        a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
-        lang, usage, searches, search_step = reply.lang, None, 0, None
-        while True:
-            search = reply.persona.web_search and searches < MAX_SEARCH_ROUNDS
-            async for item in self._request(target, messages, reply, search):
-                if isinstance(item, Attempt):
-                    attempt = item
-                    continue
-                if search_step is not None and reply.text:  # the search ran in this request; text flows
-                    reply.step(t("searched", lang, n=searches), search_step, done=True)
-                yield item
-            usage = _summed(usage, attempt.usage)
-            if attempt.refusal:
-                reply.notes.append(self._told(attempt.refusal, lang, target.visitor))
-                yield Update(reply.messages(), model=target.model.id)
-                return
-            if attempt.tool_turn and search:  # Kimi asks to search (as offered): close the loop, go on
-                searches += 1
-                search_step = reply.step(t("searching", lang), search_step)
-                if searches == MAX_SEARCH_ROUNDS:  # the next request asks for the answer, tool not offered
-                    reply.notes.append(t("search_cut_short", lang, n=searches))
-                yield Update(reply.messages())
-                messages = [*messages, *attempt.tool_turn]
-                continue
-            if search_step is not None:
-                reply.step(t("searched", lang, n=searches), search_step, done=True)
-            reply.tokens = usage.total_tokens if usage else 0
-            yield Update(reply.messages(), usage=usage, model=target.model.id)
-            return
-
-    async def _request(
-        self, target: Target, messages: list[KimiMessage], reply: Reply, search: bool
-    ) -> AsyncIterator[Update | Attempt]:
-        """One request, tried again while no text has been shown (never after: no text is shown
-        twice), once with the history trimmed harder if Kimi finds it too long; the last item is
-        how it ended (a failure that is not tried again ends as a refusal in the visitor's words)."""
-        # Every request is bounded here, by the app's own estimate, whatever history the page sent.
-        budget = min(target.model.context_length - target.max_tokens, self.settings.max_request_tokens)
-        tries, trimmed = 0, False
-        while True:
-            async for item in self._attempt(target, messages, reply, budget, search):
-                if isinstance(item, Attempt):
-                    attempt = item
-                else:
-                    yield item
-            failure = attempt.failure
-            if failure is None:
-                yield attempt
-                return
-            if not reply.started and failure.kind == "context_too_long" and not trimmed:
-                budget, trimmed = budget // 2, True
-                continue
-            delay = failure.retry_delay(tries)
-            if not reply.started and delay is not None and tries < self.settings.max_retries:
-                tries += 1
-                yield Update([*reply.messages(), note(t("retrying", reply.lang), reply.lang)])
-                await asyncio.sleep(delay)
-                continue
-            told = failure.midway if reply.started else failure.refusal
-            yield replace(attempt, refusal=told(self.settings.settings_url))
-            return
-
-    async def _attempt(
-        self, target: Target, messages: list[KimiMessage], reply: Reply, budget: int, search: bool
-    ) -> AsyncIterator[Update | Attempt]:
-        """One try: fit the history to ``budget`` (the oldest turns go first; what cannot go is
-        refused), hold what it may cost against the visitor's and the Space's token ceilings, stream
-        it, and settle the hold to its usage. The last item is how it ended."""
-        persona = reply.persona
-        head = 1 + 2 * len(persona.few_shot)
-        fitted = fit_to_context(messages, head, budget)
-        size = sum(map(estimate_tokens, fitted))
-        if size > budget:
-            yield Attempt(refusal=self._too_big(fitted, head, size, budget, target.model))
-            return
-        request = ChatRequest(
-            model=target.model,
-            messages=fitted,
-            max_tokens=target.max_tokens,
-            temperature=target.temperature if target.temperature is not None else persona.temperature,
-            top_p=persona.top_p,
-            thinking=target.thinking,
-            web_search=search,
-        )
-        held = await self.guard.reserve(target.visitor, size + target.max_tokens)
-        if isinstance(held, Refusal):
-            yield Attempt(refusal=held)
-            return
-        said, thought, streamed = len(reply.text), len(reply.thinking), Streamed()
-        try:
-            async for item in self._stream(target.client, request, reply):
-                if isinstance(item, Streamed):
-                    streamed = item
-                else:
-                    yield item
-            turn = tool_turn(streamed.calls, reply.text[said:], reply.thinking[thought:]) if streamed.calls else []
-            attempt = Attempt(usage=streamed.usage, tool_turn=turn)
-        except Exception as exc:  # every failure becomes a sentence, never a traceback
-            attempt = Attempt(failure=classify(exc))
-            log_failure(attempt.failure, persona.id, target.model.id)
-            reply.end_thinking()
-        finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
-            shown = reply.text[said:] + reply.thinking[thought:]
-            estimate = size + estimate_tokens({"role": "assistant", "content": shown})
-            await self.guard.settle(held, streamed.usage.total_tokens if streamed.usage else estimate)
-        yield attempt
-
-    def _too_big(self, fitted: list[KimiMessage], head: int, size: int, budget: int, model: ModelInfo) -> Refusal:
-        """Why the request cannot go. A document of the new question that does not fit: say so, and
-        name an offered model whose window takes it, if one does (a smaller window than needed first)."""
-        if all(m["role"] != "system" for m in fitted[new_turn_start(fitted, head) :]):
-            return Refusal("request_too_big", {"tokens": size, "limit": budget})
-        roomy = [  # the reply takes at most a quarter of a window: three quarters are the request's
-            m
-            for m in sorted(self.catalog.cached_models, key=lambda m: m.rank, reverse=True)
-            if min(m.context_length * 3 // 4, self.settings.max_request_tokens) >= size
-        ]
-        advice = (
-            Refusal("document_try_model", {"model": min(roomy, key=lambda m: m.context_length).id})
-            if roomy
-            else Refusal("document_space_limit", {"limit": self.settings.max_request_tokens})
-        )
-        return Refusal("document_too_big", {"tokens": size, "model": model.id, "limit": budget}, then=advice)
-
-    def _reply_budget(self, model: ModelInfo, persona: Persona, thinking: str) -> int:
-        """``max_tokens`` for one request: the persona's or the owner's reply budget; for a request
-        that thinks, at least the thinking budget (reasoning counts against it, and Moonshot advises
-        16k or more); never more than a quarter of the model's window."""
-        budget = persona.max_tokens or self.settings.max_reply_tokens
-        if model.thinks(thinking):
-            budget = max(budget, self.settings.thinking_reply_tokens)
-        return min(budget, model.context_length // 4)
-
-    async def _stream(
-        self, client: AsyncOpenAI, request: ChatRequest, reply: Reply
-    ) -> AsyncIterator[Update | Streamed]:
-        """One request's events folded into the reply, shown at most N times a second; the last item
-        is what the stream left: its usage and the tool calls Kimi asked for."""
-        usage, calls, pace = None, {}, Pace(1.0 / self.settings.updates_per_second)
-        async with aclosing(self.events(client, request)) as raw:  # closing it ends the HTTP stream
-            async for event in _first_token_deadline(raw, self.settings.first_token_timeout):
-                if isinstance(event, TextDelta):
-                    reply.add_text(event.text)
-                elif isinstance(event, ThinkingDelta):
-                    reply.add_thinking(event.text)
-                elif isinstance(event, ToolCallDelta):
-                    _gather(calls, event)
-                    continue
-                elif isinstance(event, Usage):
-                    usage = event
-                    continue
-                elif isinstance(event, Finish):
-                    if event.reason in ("length", "content_filter"):
-                        reply.notes.append(t("length" if event.reason == "length" else "filtered", reply.lang))
-                    break
-                if pace.due(time.monotonic()):
-                    yield Update(reply.messages())
-        if not calls:  # a search round's thinking goes on in the next request
-            reply.end_thinking()
-        yield Streamed(usage or Usage(), tuple(calls[i] for i in sorted(calls)))
-
-
-def _summed(total: Usage | None, more: Usage | None) -> Usage | None:
-    """Usage summed over the requests of one reply (search rounds are requests too)."""
-    if more is None:
-        return total
-    if total is None:
-        return more
-    return Usage(*(a + b for a, b in zip(astuple(total), astuple(more), strict=True)))

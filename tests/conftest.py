@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kimi_server import KimiServer, free_port
 from rig import KEY, ROOT, RunningApp, launch_app
 
+from kimichat.answer import Events
 from kimichat.chat import ChatService
+from kimichat.kimi import stream_reply
 from kimichat.personas import load_personas
 from kimichat.reply import Update
 from kimichat.settings import Settings
@@ -94,10 +96,11 @@ def upstream(kimi: KimiServer) -> KimiServer:
     return kimi
 
 
-def make_service(base_url: str, **overrides) -> ChatService:
-    """The chat service as the app builds it, against ``base_url``, without rate limits unless asked."""
+def make_service(base_url: str, events: Events = stream_reply, **overrides) -> ChatService:
+    """The chat service as the app builds it, against ``base_url`` (or fed ``events`` instead of
+    Kimi's stream), without rate limits unless asked."""
     values = {"api_key": KEY, "base_url": base_url, **NO_LIMITS}
-    return ChatService.from_settings(Settings(**{**values, **overrides}), PERSONAS)
+    return ChatService.from_settings(Settings(**{**values, **overrides}), PERSONAS, events)
 
 
 @pytest.fixture

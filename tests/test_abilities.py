@@ -279,7 +279,7 @@ async def test_the_reply_budget_leaves_room_for_thinking(service, upstream, pers
 async def test_the_search_round_cap_ends_in_an_answer_and_says_so(service, upstream):
     """Kimi asking to search on and on: after MAX_SEARCH_ROUNDS rounds the last request asks for the
     answer without offering the tool, and the visitor is told the search was cut short."""
-    from kimichat.chat import MAX_SEARCH_ROUNDS
+    from kimichat.answer import MAX_SEARCH_ROUNDS
 
     updates = await run(service, "dig deeper [[searchloop]]", persona="web-scout")
     assert [c.offers_search for c in upstream.calls] == [True] * MAX_SEARCH_ROUNDS + [False]
@@ -293,7 +293,7 @@ async def test_the_search_round_cap_ends_in_an_answer_and_says_so(service, upstr
 async def test_tool_calls_nobody_offered_are_never_followed(service, upstream, persona):
     """An upstream asking to search on every request, tool offered or not: the reply still ends,
     after the capped rounds for a search persona and at once for one without search."""
-    from kimichat.chat import MAX_SEARCH_ROUNDS
+    from kimichat.answer import MAX_SEARCH_ROUNDS
 
     updates = await asyncio.wait_for(run(service, "loop [[alwaystool]]", persona=persona), 20)
     rounds = MAX_SEARCH_ROUNDS + 1 if persona == "web-scout" else 1

@@ -4,8 +4,6 @@ through the local Kimi-compatible server."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from conftest import answer_of, make_service, notes_of, run
 
 from kimichat.kimi import ConnectionLost, Finish, TextDelta, ThinkingDelta, ToolCallDelta, Usage
@@ -32,7 +30,7 @@ async def test_thinking_text_and_usage_become_the_reply():
     events, requests = feeding(
         [ThinkingDelta("weighing it"), TextDelta("Hello"), TextDelta(" there"), Usage(7, 3, 10), Finish("stop")]
     )
-    service = replace(make_service(UNUSED), events=events)
+    service = make_service(UNUSED, events)
     updates = await run(service, "hi")
     last = updates[-1]
     assert answer_of(last.messages) == "Hello there" and last.usage.total_tokens == 10
@@ -42,11 +40,11 @@ async def test_thinking_text_and_usage_become_the_reply():
 
 async def test_a_connection_lost_before_any_text_is_tried_again_and_after_it_is_kept():
     events, requests = feeding([ConnectionLost()], [TextDelta("second try"), Usage(1, 1, 2), Finish("stop")])
-    service = replace(make_service(UNUSED), events=events)
+    service = make_service(UNUSED, events)
     assert answer_of((await run(service, "again"))[-1].messages) == "second try" and len(requests) == 2
 
     events, requests = feeding([TextDelta("half a rep"), ConnectionLost()])
-    service = replace(make_service(UNUSED), events=events)
+    service = make_service(UNUSED, events)
     last = (await run(service, "cut"))[-1]
     assert answer_of(last.messages) == "half a rep" and "cut off" in notes_of(last.messages)
     assert len(requests) == 1  # never tried again once text was shown
@@ -55,7 +53,7 @@ async def test_a_connection_lost_before_any_text_is_tried_again_and_after_it_is_
 async def test_a_search_round_sends_its_tool_turn_back_then_answers():
     call = ToolCallDelta(0, "call-1", "builtin_function", "$web_search", '{"query": "kimi"}')
     events, requests = feeding([call, Usage(5, 1, 6), Finish("tool_calls")], [TextDelta("found it"), Finish("stop")])
-    service = replace(make_service(UNUSED), events=events)
+    service = make_service(UNUSED, events)
     last = (await run(service, "search please", persona="web-scout"))[-1]
     assert answer_of(last.messages) == "found it" and len(requests) == 2
     turn, answer = requests[1].messages[-2:]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import KEY, NO_LIMITS, ROOT, answer_of, run
 
 from kimichat.personas import PersonaFileError, load_personas
+from kimichat.settings import Settings
 
 GOOD = """\
 personas:
@@ -86,16 +87,20 @@ def test_missing_file_is_named(tmp_path):
         load_personas(tmp_path / "nope.yaml")
 
 
-def test_hidden_personas_are_not_offered_but_still_answer_by_id(tmp_path):
+async def test_hidden_personas_are_not_offered_but_still_answer_by_id(tmp_path, upstream):
+    from kimichat.chat import ChatService
     from kimichat.ui import persona_choices
 
     path = tmp_path / "personas.yaml"
     path.write_text(
         "personas:\n"
-        "  - {id: shown, name: Shown, description: d, system_prompt: p}\n"
-        "  - {id: secret, name: Secret, description: d, system_prompt: p, hidden: true}\n",
+        "  - {id: shown, name: Shown, description: d, system_prompt: the shown one}\n"
+        "  - {id: secret, name: Secret, description: d, system_prompt: the hidden one, hidden: true}\n",
         encoding="utf-8",
     )
     personas = load_personas(path)
     assert [value for _, value in persona_choices(personas, "en")] == ["shown"]
     assert personas.by_id["secret"].hidden and personas.first.id == "shown"
+    service = ChatService.from_settings(Settings(api_key=KEY, base_url=upstream.base_url, **NO_LIMITS), personas)
+    assert answer_of((await run(service, "hello", persona="secret"))[-1].messages).startswith("Echo")
+    assert upstream.calls[-1].system == "the hidden one"  # an API caller naming it is answered by it

@@ -253,8 +253,8 @@ class Answerer:
                 yield Update([*reply.messages(), note(t("retrying", reply.lang), reply.lang)])
                 await asyncio.sleep(delay)
                 continue
-            said = failure.midway if reply.started else failure.refusal
-            yield replace(attempt, refusal=said(self.settings.settings_url))
+            wording = failure.midway if reply.started else failure.refusal
+            yield replace(attempt, refusal=wording(self.settings.settings_url))
             return
 
     async def _attempt(
@@ -281,27 +281,31 @@ class Answerer:
             )
             return
         request = target.request(fitted, persona, search)
-        held = await self.guard.reserve(target.visitor, size + target.max_tokens)
-        if isinstance(held, Refusal):
-            yield Attempt(refusal=held)
+        reservation = await self.guard.reserve(target.visitor, size + target.max_tokens)
+        if isinstance(reservation, Refusal):
+            yield Attempt(refusal=reservation)
             return
-        said, thought, streamed = len(reply.text), len(reply.thinking), Streamed()
+        text_before, thinking_before, streamed = len(reply.text), len(reply.thinking), Streamed()
         try:
             async for item in self._stream(target.client, request, reply):
                 if isinstance(item, Streamed):
                     streamed = item
                 else:
                     yield item
-            turn = tool_turn(streamed.calls, reply.text[said:], reply.thinking[thought:]) if streamed.calls else []
+            turn = (
+                tool_turn(streamed.calls, reply.text[text_before:], reply.thinking[thinking_before:])
+                if streamed.calls
+                else []
+            )
             attempt = Attempt(usage=streamed.usage, tool_turn=turn)
         except Exception as exc:  # every failure becomes a sentence, never a traceback
             attempt = Attempt(failure=classify(exc))
             log_failure(attempt.failure, persona.id, target.model.id)
             reply.end_thinking()
         finally:  # usage as Kimi reported it; else (failed, stopped) the request and what came of it
-            shown = reply.text[said:] + reply.thinking[thought:]
-            estimate = size + estimate_tokens({"role": "assistant", "content": shown})
-            await self.guard.settle(held, streamed.usage.total_tokens if streamed.usage else estimate)
+            streamed_text = reply.text[text_before:] + reply.thinking[thinking_before:]
+            estimate = size + estimate_tokens({"role": "assistant", "content": streamed_text})
+            await self.guard.settle(reservation, streamed.usage.total_tokens if streamed.usage else estimate)
         yield attempt
 
     async def _stream(

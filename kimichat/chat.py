@@ -81,26 +81,28 @@ class ChatService:
         """
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
-        said = VisitorMessage.parse(message)
-        segment = [*current_segment(history, persona.id), said.as_history()]
+        visitor_message = VisitorMessage.parse(message)
+        segment = [*current_segment(history, persona.id), visitor_message.as_history()]
         conversation = turns(segment)
-        refusal = await self._refusal(conversation, said, visitor)
+        refusal = await self._refusal(conversation, visitor_message, visitor)
         async with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
                 yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
                 return
-            shown = conversation_tokens(segment)  # the page's own count, for the usage line only
-            async for update in self._reply(persona, conversation, said, model_id, temperature, lang, visitor):
+            earlier_tokens = conversation_tokens(segment)  # the page's own count, for the usage line only
+            async for update in self._reply(
+                persona, conversation, visitor_message, model_id, temperature, lang, visitor
+            ):
                 if update.usage is not None:
-                    update.conversation_tokens = shown + update.usage.total_tokens
+                    update.conversation_tokens = earlier_tokens + update.usage.total_tokens
                 yield update
 
     async def _reply(
         self,
         persona: Persona,
         conversation: list[Turn],
-        said: VisitorMessage,
+        visitor_message: VisitorMessage,
         model_id: str | None,
         temperature: float | None,
         lang: Lang,
@@ -114,12 +116,12 @@ class ChatService:
             model = await self.catalog.resolve(model_id or persona.model)
             reply = Reply(persona, lang)
             ready: dict[str, Attachment] | None = None
-            async for item in self._files(client, conversation, said, model, reply, visitor):
+            async for item in self._files(client, conversation, visitor_message, model, reply, visitor):
                 if isinstance(item, Update):
                     yield item
                 else:
                     ready = item
-            if ready is None:  # refused: the files said why
+            if ready is None:  # refused: the files visitor_message why
                 return
             if self.guard.upstream_full(own_key=own_client is not None):
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
@@ -136,7 +138,7 @@ class ChatService:
         self,
         client: AsyncOpenAI,
         conversation: list[Turn],
-        said: VisitorMessage,
+        visitor_message: VisitorMessage,
         model: ModelInfo,
         reply: Reply,
         visitor: Visitor,
@@ -147,7 +149,7 @@ class ChatService:
         all_files = [path for turn in conversation for path in turn.files]
         images = images_to_send([turn.files for turn in conversation])
         refusal = self.attachments.refusal(all_files, persona, model)
-        if not refusal and not images.issuperset(p for p in said.files if kind_of(p) == "image"):
+        if not refusal and not images.issuperset(p for p in visitor_message.files if kind_of(p) == "image"):
             refusal = Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
         if refusal:
             yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
@@ -174,13 +176,17 @@ class ChatService:
             reply.step(t("read", lang, names=names), reading, done=True)
         yield ready
 
-    async def _refusal(self, conversation: list[Turn], said: VisitorMessage, visitor: Visitor) -> Refusal | None:
+    async def _refusal(
+        self, conversation: list[Turn], visitor_message: VisitorMessage, visitor: Visitor
+    ) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
         visitor's rate limit first, refused or not: refusals are requests too, and a flood of them
         must run out like any other. The visit's token budget is the server's own count."""
         earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
-        text = said.text or " ".join(said.files)
-        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(text, earlier_turns, len(said.files))
+        text = visitor_message.text or " ".join(visitor_message.files)
+        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(
+            text, earlier_turns, len(visitor_message.files)
+        )
         if refusal:
             return refusal
         if self.client is None and not visitor.api_key:

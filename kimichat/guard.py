@@ -77,7 +77,7 @@ def _storage_uri(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
-def _per(windows: tuple[tuple[type[RateLimitItem], int], ...]) -> list[RateLimitItem]:
+def _limit_items(windows: tuple[tuple[type[RateLimitItem], int], ...]) -> list[RateLimitItem]:
     return [item(amount) for item, amount in windows if amount > 0]
 
 
@@ -173,8 +173,10 @@ class EdgeGate:
         self.health = health
         self._counts, self._meter = Counts(storage), TokenMeter(storage)
         s = settings
-        self._files = _per(((RateLimitItemPerMinute, s.uploads_per_minute), (RateLimitItemPerHour, s.uploads_per_hour)))
-        self._calls = _per(((RateLimitItemPerMinute, s.direct_calls_per_minute),))
+        self._files = _limit_items(
+            ((RateLimitItemPerMinute, s.uploads_per_minute), (RateLimitItemPerHour, s.uploads_per_hour))
+        )
+        self._calls = _limit_items(((RateLimitItemPerMinute, s.direct_calls_per_minute),))
         mb = s.upload_mb_per_hour
         self._bytes = [Ceiling("upload", HOUR, int(mb * 2**20))] if mb > 0 else []
 
@@ -195,10 +197,10 @@ class EdgeGate:
         """Count an upload's ``size`` bytes (its Content-Length) against the address's hourly bytes."""
         if not self._bytes:
             return None
-        held = await self._meter.reserve([(c, f"ip:{address}") for c in self._bytes], size)
-        if isinstance(held, Over):
-            log.warning("upload limited limit=%s bytes per hour", held.ceiling.limit)
-            return Refusal("edge_limited", {"seconds": held.seconds})
+        reservation = await self._meter.reserve([(c, f"ip:{address}") for c in self._bytes], size)
+        if isinstance(reservation, Over):
+            log.warning("upload limited limit=%s bytes per hour", reservation.ceiling.limit)
+            return Refusal("edge_limited", {"seconds": reservation.seconds})
         return None
 
     @fail_closed
@@ -221,7 +223,7 @@ class Guard:
         s = settings
         scale = {False: 1, True: max(1, s.signed_in_factor)}  # signed in: the owner's factor times the limits
         self._rates = {
-            signed_in: _per(
+            signed_in: _limit_items(
                 (
                     (RateLimitItemPerMinute, s.rate_limit_per_minute * factor),
                     (RateLimitItemPerHour, s.rate_limit_per_hour * factor),
@@ -229,7 +231,7 @@ class Guard:
             )
             for signed_in, factor in scale.items()
         }
-        self._space_rates = _per(
+        self._space_rates = _limit_items(
             (
                 (RateLimitItemPerMinute, s.space_messages_per_minute),
                 (RateLimitItemPerHour, s.space_messages_per_hour),
@@ -302,21 +304,23 @@ class Guard:
         charges += [(c, owner) for c in self._visitor_tokens[visitor.signed_in] for owner in visitor.ids]
         charges += [(self._visit, visitor.session)] if visitor.session else []
         try:
-            held = await self.health.check(self._meter.reserve(charges, tokens))
+            reservation = await self.health.check(self._meter.reserve(charges, tokens))
         except STORE_ERRORS:
             return STORE_DOWN
-        if not isinstance(held, Over):
-            return held
-        if held.ceiling.name == "space":
+        if not isinstance(reservation, Over):
+            return reservation
+        if reservation.ceiling.name == "space":
             log.warning(
-                "the Space reached its ceiling: tokens per %ss limit=%s", held.ceiling.window, held.ceiling.limit
+                "the Space reached its ceiling: tokens per %ss limit=%s",
+                reservation.ceiling.window,
+                reservation.ceiling.limit,
             )
-            return Refusal("space_limit", {"minutes": _minutes(held.seconds)})
-        return Refusal("token_limited", {"minutes": _minutes(held.seconds)})
+            return Refusal("space_limit", {"minutes": _minutes(reservation.seconds)})
+        return Refusal("token_limited", {"minutes": _minutes(reservation.seconds)})
 
-    async def settle(self, held: Reservation, used: int) -> None:
+    async def settle(self, reservation: Reservation, used: int) -> None:
         """Count what a request used instead of what it held; a store that is away then only costs a log line."""
-        await self.health.settle(held.settle(used))
+        await self.health.settle(reservation.settle(used))
 
     @asynccontextmanager
     async def replying(self, visitor: Visitor) -> AsyncIterator[Refusal | None]:

@@ -70,15 +70,15 @@ class TokenMeter:
         """Hold ``amount`` tokens under every (ceiling, owner); if one would pass its limit, take
         back what was held and say which."""
         now = time.time()
-        held = Reservation(self.storage, amount=amount)
+        reservation = Reservation(self.storage, amount=amount)
         for ceiling, owner in charges:
             key, expiry = ceiling.key(owner, now), 2 * ceiling.window
             total = await self.storage.incr(key, expiry, amount)
-            held.keys.append((key, expiry))
+            reservation.keys.append((key, expiry))
             if total > ceiling.limit:
-                await held.settle(0)
+                await reservation.settle(0)
                 return Over(ceiling, ceiling.wait(now))
-        return held
+        return reservation
 
     async def spent(self, ceiling: Ceiling, owner: str) -> int:
         """Tokens counted in the current window (reservations included)."""

@@ -266,6 +266,10 @@ BROWSER_LANGUAGE = """() => {
 }"""
 
 
+# One text for both languages: the button's own script compares its label with this value.
+SIGN_IN, LOG_OUT = "Sign in with Hugging Face · 登录", "Log out ({}) · 退出"
+
+
 def build(service: ChatService) -> gr.Blocks:
     """The whole app, ready for ``launch(**launch_options(service))``."""
     settings, personas = service.settings, service.personas
@@ -370,22 +374,22 @@ def build(service: ChatService) -> gr.Blocks:
             chat.conversation_id,
             usage,
         )
-        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
+        direct: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
         # An English page load costs the server nothing beyond the page: the browser writes its
         # language here, and only a change (Chinese) asks for the page in it.
         # (A load event answered by the server for every visitor cost 9 ms of CPU a page, twice the
         # rest of a page load: Gradio rebuilds the config of every component it updates.)
         language = gr.Textbox("en", visible="hidden", elem_id="browser-language")
         demo.load(None, None, [language], js=BROWSER_LANGUAGE, api_visibility="private")
-        language.change(page.localize, [language], [parts.setup, parts.picker, *parts.look], **quiet)
+        language.change(page.localize, [language], [parts.setup, parts.picker, *parts.look], **direct)
         # .input, not .change: reopening a saved chat sets the picker without emptying the chat. Queued:
         # Gradio 6.31 fires a State's .change (chatbot_value's empties the chat) only after queued events.
         fresh_chat = [parts.chat_value, parts.conversation_id]
         picker.input(page.switch_persona, [picker], [*fresh_chat, *parts.look], api_visibility="undocumented")
         keep_saved_chats(chat, settings)
         saved = [chat.chat_history_dataset, chat.saved_conversations]
-        chat.chat_history_dataset.click(page.reopen, saved, [picker, *parts.look, usage], **quiet)
-        model_picker.change(page.model_changed, [picker, model_picker], [temperature], **quiet)
+        chat.chat_history_dataset.click(page.reopen, saved, [picker, *parts.look, usage], **direct)
+        model_picker.change(page.model_changed, [picker, model_picker], [temperature], **direct)
         export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400
     # waiting, "auto" cost 48 ms of CPU per reply against 27-31 ms (benchmarks/load.py --users 500).
@@ -421,10 +425,6 @@ def keep_saved_chats(chat: gr.ChatInterface, settings: Settings) -> None:
             "this Gradio's ChatInterface no longer keeps saved chats in saved_conversations (a gr.BrowserState "
             "with secret and storage_key): saved chats would vanish at every restart; see kimichat/ui.py"
         )
-
-
-# One text for both languages: the button's own script compares its label with this value.
-SIGN_IN, LOG_OUT = "Sign in with Hugging Face · 登录", "Log out ({}) · 退出"
 
 
 def middleware(settings: Settings, gate: EdgeGate) -> list[Middleware]:

@@ -577,12 +577,19 @@ async def main_async(args: argparse.Namespace) -> None:
             upstream.wait(10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The load's shape, the same for every benchmark script: visitors, and the upstream's replies."""
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--tokens", type=int, default=60, help="filler tokens per reply")
     parser.add_argument("--rate", type=float, default=50.0, help="upstream tokens per second")
     parser.add_argument("--first", type=float, default=0.2, help="upstream seconds to the first token")
+    return parser
+
+
+def main() -> None:
+    parser = load_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the openai SDK floor run")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the app to one core")
     parser.add_argument(

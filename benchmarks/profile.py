@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-from load import free_port, load, shape, start_app, start_upstream
+from load import free_port, load, load_arguments, shape, start_app, start_upstream
 
 IDLE = ("Condition.wait", "Queue.get", "select", "wait (threading", "poll")  # a thread with nothing to do
 PACKAGE = re.compile(r"\(([A-Za-z_0-9]+)/")
@@ -69,11 +69,9 @@ async def profiled(args: argparse.Namespace, raw: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--tokens", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--first", type=float, default=0.2)
+    parser = load_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--cold", action="store_true", help="messages only: no page loads first")
     parser.add_argument("--top", type=int, default=15, help="how many Gradio functions to list")
     args = parser.parse_args()

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from load import UNLIMITED, free_port, shape, start_app, start_upstream, wait_http
+from load import UNLIMITED, free_port, load_arguments, shape, start_app, start_upstream, wait_http
 
 NGINX = """
 worker_processes 1;
@@ -47,11 +47,9 @@ http {{
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--tokens", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--first", type=float, default=0.2)
+    parser = load_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     args = parser.parse_args()
     for tool in ("nginx", "redis-server"):
         if not shutil.which(tool):

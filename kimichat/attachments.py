@@ -173,6 +173,20 @@ class Attachments:
                 return Refusal("file_mismatch", {"name": name, "suffix": Path(path).suffix.lower()})
         return None
 
+    def choose(
+        self, turn_files: list[list[str]], new_files: Iterable[str], persona: Persona, model: ModelInfo
+    ) -> list[str] | Refusal:
+        """The conversation's files that go to Kimi (its documents, and as many images as a request
+        carries: the new message's first, earlier ones may stay home), or why they cannot."""
+        paths = [path for files in turn_files for path in files]
+        refusal = self.refusal(paths, persona, model)
+        if refusal:
+            return refusal
+        images = images_to_send(turn_files)
+        if not images.issuperset(p for p in new_files if kind_of(p) == "image"):
+            return Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
+        return [p for p in paths if kind_of(p) != "image" or p in images]
+
     async def prepare(self, client: AsyncOpenAI, paths: Iterable[str]) -> dict[str, Attachment]:
         """Each path as an Attachment: documents extracted (cached), images inlined."""
         ready = {}

@@ -16,12 +16,9 @@ from openai import AsyncOpenAI
 
 from .answer import Answerer, Events, target_for, told
 from .attachments import (
-    MAX_IMAGE_BYTES,
-    MAX_IMAGES,
     Attachment,
     Attachments,
     FileUnreadable,
-    images_to_send,
     kind_of,
 )
 from .conversation import Turn, VisitorMessage, build_messages, conversation_tokens, current_segment, turns
@@ -33,6 +30,11 @@ from .models import ModelCatalog, ModelInfo
 from .personas import Persona, PersonaFile
 from .reply import Reply, Update, note
 from .settings import Settings
+
+
+def refused(refusal: Refusal, lang: Lang, visitor: Visitor, settings: Settings) -> Update:
+    """A refusal as the chat shows it: a note in the visitor's words."""
+    return Update([note(told(refusal, lang, visitor, settings), lang)])
 
 
 @dataclass
@@ -88,7 +90,7 @@ class ChatService:
         async with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
-                yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
+                yield refused(refusal, lang, visitor, self.settings)
                 return
             earlier_tokens = conversation_tokens(segment)  # the page's own count, for the usage line only
             async for update in self._reply(
@@ -121,7 +123,7 @@ class ChatService:
                     yield item
                 else:
                     ready = item
-            if ready is None:  # refused: the files visitor_message why
+            if ready is None:  # refused: the notes say why
                 return
             if self.guard.upstream_full(own_key=own_client is not None):
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
@@ -146,31 +148,24 @@ class ChatService:
         """The files made ready for Kimi (documents read, images encoded); the last item is the files,
         or none when they are refused (the notes say why)."""
         persona, lang = reply.persona, reply.lang
-        all_files = [path for turn in conversation for path in turn.files]
-        images = images_to_send([turn.files for turn in conversation])
-        refusal = self.attachments.refusal(all_files, persona, model)
-        if not refusal and not images.issuperset(p for p in visitor_message.files if kind_of(p) == "image"):
-            refusal = Refusal("too_many_images", {"count": MAX_IMAGES, "mb": MAX_IMAGE_BYTES // 2**20})
-        if refusal:
-            yield Update([note(told(refusal, lang, visitor, self.settings), lang)])
+        chosen = self.attachments.choose([turn.files for turn in conversation], visitor_message.files, persona, model)
+        if isinstance(chosen, Refusal):
+            yield refused(chosen, lang, visitor, self.settings)
             return
-        all_files = [p for p in all_files if kind_of(p) != "image" or p in images]  # older images may stay home
-        documents = [p for p in all_files if kind_of(p) == "document"]
+        documents = [p for p in chosen if kind_of(p) == "document"]
         names = ", ".join(Path(p).name for p in documents)
         if documents:
             reading = reply.step(t("reading", lang, names=names))
             yield Update(reply.messages())
         try:
-            ready = await self.attachments.prepare(client, all_files)
+            ready = await self.attachments.prepare(client, chosen)
         except FileUnreadable as exc:
-            yield Update(
-                [note(told(Refusal("file_unreadable", {"name": exc.name}), lang, visitor, self.settings), lang)]
-            )
+            yield refused(Refusal("file_unreadable", {"name": exc.name}), lang, visitor, self.settings)
             return
         except Exception as exc:  # the files API failed: the same plain sentences as a chat failure
             failure = classify(exc)
             log_failure(failure, persona.id, model.id)
-            yield Update([note(told(failure.refusal(self.settings.settings_url), lang, visitor, self.settings), lang)])
+            yield refused(failure.refusal(self.settings.settings_url), lang, visitor, self.settings)
             return
         if documents:
             reply.step(t("read", lang, names=names), reading, done=True)

@@ -77,8 +77,14 @@ def _storage_uri(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
-def _limit_items(windows: tuple[tuple[type[RateLimitItem], int], ...]) -> list[RateLimitItem]:
-    return [item(amount) for item, amount in windows if amount > 0]
+def _limit_items(windows: tuple[tuple[type[RateLimitItem], int], ...], factor: int = 1) -> list[RateLimitItem]:
+    """Counts per window (``factor`` times each amount); a window set to 0 has no limit."""
+    return [item(amount * factor) for item, amount in windows if amount > 0]
+
+
+def _ceilings(name: str, windows: tuple[tuple[int, int], ...], factor: int = 1) -> list[Ceiling]:
+    """Token ceilings per window (``factor`` times each limit); a window set to 0 has no ceiling."""
+    return [Ceiling(name, window, limit * factor) for window, limit in windows if limit > 0]
 
 
 def _minutes(seconds: int) -> int:
@@ -222,14 +228,14 @@ class Guard:
         self._meter = TokenMeter(storage)
         s = settings
         scale = {False: 1, True: max(1, s.signed_in_factor)}  # signed in: the owner's factor times the limits
-        self._rates = {
-            signed_in: _limit_items(
-                (
-                    (RateLimitItemPerMinute, s.rate_limit_per_minute * factor),
-                    (RateLimitItemPerHour, s.rate_limit_per_hour * factor),
-                )
-            )
-            for signed_in, factor in scale.items()
+        visitor_rates = (
+            (RateLimitItemPerMinute, s.rate_limit_per_minute),
+            (RateLimitItemPerHour, s.rate_limit_per_hour),
+        )
+        visitor_tokens = ((HOUR, s.visitor_tokens_per_hour), (DAY, s.visitor_tokens_per_day))
+        self._rates = {signed_in: _limit_items(visitor_rates, factor) for signed_in, factor in scale.items()}
+        self._visitor_tokens = {
+            signed_in: _ceilings("visitor", visitor_tokens, factor) for signed_in, factor in scale.items()
         }
         self._space_rates = _limit_items(
             (
@@ -239,15 +245,7 @@ class Guard:
             )
         )
         windows = ((MINUTE, s.space_tokens_per_minute), (HOUR, s.space_tokens_per_hour), (DAY, s.space_tokens_per_day))
-        self._space_tokens = [Ceiling("space", window, limit) for window, limit in windows if limit > 0]
-        self._visitor_tokens = {
-            signed_in: [
-                Ceiling("visitor", window, limit * factor)
-                for window, limit in ((HOUR, s.visitor_tokens_per_hour), (DAY, s.visitor_tokens_per_day))
-                if limit > 0
-            ]
-            for signed_in, factor in scale.items()
-        }
+        self._space_tokens = _ceilings("space", windows)
         self._visit = Ceiling("visit", DAY, sys.maxsize)  # counted per browser session, checked per message
         # Replies on the owner's key, and replies on visitors' own keys: apart, so visitors bringing
         # their own key never hold a slot that the owner's account (and its tier's limit) pays for.

@@ -124,6 +124,9 @@ def _storage(settings: Settings) -> Storage:
     return storage_from_string(_storage_uri(url), **options)
 
 
+STORE_DOWN = Refusal("limits_down", {})
+
+
 class StoreHealth:
     """Whether the limits store answers, so an outage is one log line (and one when it is back),
     not a traceback per message."""
@@ -147,23 +150,24 @@ class StoreHealth:
             log.warning("the limits store is back: messages go through again")
         return result
 
+    async def or_refuse(self, call: Awaitable[T]) -> T | Refusal:
+        """``call``'s result, or ``STORE_DOWN`` if the store is away: a gate fails closed."""
+        try:
+            return await self.check(call)
+        except STORE_ERRORS:
+            return STORE_DOWN
+
     async def settle(self, call: Awaitable[None]) -> None:
         """A step after the reply (settling tokens, giving a lease back): logged, never raised."""
         with suppress(*STORE_ERRORS):
             await self.check(call)
 
 
-STORE_DOWN = Refusal("limits_down", {})
-
-
 def fail_closed(method: Callable[..., Awaitable[Refusal | None]]) -> Callable[..., Awaitable[Refusal | None]]:
     """A gate whose store is away refuses (``STORE_DOWN``): nothing is sent unchecked."""
 
     async def gate(self, *args):  # type: ignore[no-untyped-def]
-        try:
-            return await self.health.check(method(self, *args))
-        except STORE_ERRORS:
-            return STORE_DOWN
+        return await self.health.or_refuse(method(self, *args))
 
     gate.__doc__, gate.__name__ = method.__doc__, method.__name__
     return gate
@@ -221,6 +225,7 @@ class Guard:
     def __init__(self, settings: Settings, leases: Leases | None = None):
         self.settings = settings
         self.health = StoreHealth()  # one store, one health: an outage is one log line for every gate
+        self.addresses = settings.address_reader  # one reader: the page's and the middleware's
         storage = _storage(settings)
         self.edge = EdgeGate(settings, storage, self.health)  # the middleware's gates (middleware.py)
         self._leases = leases or leases_for(settings.rate_limit_storage_url)
@@ -301,10 +306,7 @@ class Guard:
         charges = [(ceiling, "all") for ceiling in self._space_tokens]
         charges += [(c, owner) for c in self._visitor_tokens[visitor.signed_in] for owner in visitor.ids]
         charges += [(self._visit, visitor.session)] if visitor.session else []
-        try:
-            reservation = await self.health.check(self._meter.reserve(charges, tokens))
-        except STORE_ERRORS:
-            return STORE_DOWN
+        reservation = await self.health.or_refuse(self._meter.reserve(charges, tokens))
         if not isinstance(reservation, Over):
             return reservation
         if reservation.ceiling.name == "space":
@@ -328,10 +330,7 @@ class Guard:
         every replica sees, renewed while the reply runs, given back on every way out."""
         per_address = self.settings.address_replies or sys.maxsize  # 0: no cap per address
         caps = [(i, per_address if i.startswith("ip:") else 1) for i in visitor.ids]
-        try:
-            token = await self.health.check(self._leases.acquire(caps))
-        except STORE_ERRORS:
-            token = STORE_DOWN
+        token = await self.health.or_refuse(self._leases.acquire(caps))
         if not isinstance(token, str):
             yield token or Refusal("one_at_a_time", {})
             return

@@ -49,8 +49,13 @@ async def _answer(send: Callable, status: int, text: str) -> None:
 
 
 def _refused(refusal: Refusal) -> tuple[int, str]:
-    """A gate's refusal as an HTTP answer: 503 while the limits store is away, else 429."""
-    return (503 if refusal.key == "limits_down" else 429), refusal.words("en")
+    """A refusal as an HTTP answer: 503 while the limits store is away, 413 for too many files, else 429."""
+    return {"limits_down": 503, "too_many_files": 413}.get(refusal.key, 429), refusal.words("en")
+
+
+def _posting(scope: Scope, route: re.Pattern[str]) -> bool:
+    """Whether this is an HTTP POST to ``route``."""
+    return scope["type"] == "http" and scope["method"] == "POST" and route.search(scope["path"]) is not None
 
 
 class ClosedRoutes:
@@ -96,7 +101,7 @@ class DirectCallLimit:
         self.app, self.gate, self.reader = app, gate, reader
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and DIRECT.search(scope["path"]):
+        if _posting(scope, DIRECT):
             refusal = await self.gate.direct_call(_address(scope, self.reader))
             if refusal:
                 await _answer(send, *_refused(refusal))
@@ -122,7 +127,7 @@ class UploadLimit:
         self.app, self.gate, self.reader, self.max_files = app, gate, reader, max_files
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if not (scope["type"] == "http" and scope["method"] == "POST" and UPLOAD.search(scope["path"])):
+        if not _posting(scope, UPLOAD):
             await self.app(scope, receive, send)
             return
         address = _address(scope, self.reader)
@@ -136,14 +141,15 @@ class UploadLimit:
             await _answer(send, *_refused(refusal))
             return
         counter, stopped = PartCounter(boundary[1].encode("latin-1")), []
+        too_many = Refusal("too_many_files", {"limit": self.max_files})
 
         async def counted() -> Message:
             message = await receive()
             for _ in range(counter.feed(message.get("body", b""))):
-                refused = await self.gate.upload_file(address)
-                if counter.parts > self.max_files or refused:
-                    too_many = (413, Refusal("too_many_files", {"limit": self.max_files}).words("en"))
-                    stopped.append(_refused(refused) if refused else too_many)
+                # a part past what a message carries is refused before it counts against the address
+                refusal = too_many if counter.parts > self.max_files else await self.gate.upload_file(address)
+                if refusal:
+                    stopped.append(_refused(refusal))
                     raise MultiPartException(stopped[0][1])
             return message
 
@@ -193,7 +199,7 @@ class NoFileUrls:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if not (scope["type"] == "http" and scope["method"] == "POST" and WITH_DATA.search(scope["path"])):
+        if not _posting(scope, WITH_DATA):
             await self.app(scope, receive, send)
             return
         chunks, message = [], {"more_body": True}

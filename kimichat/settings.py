@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 
 from .address import AddressReader, parse_networks
@@ -28,6 +28,9 @@ def _parse_bool(raw: str) -> bool:
 
 class SettingsError(ValueError):
     """A setting has a value the app cannot use; the message names the variable."""
+
+
+LIMITS = ("_PER_MINUTE", "_PER_HOUR", "_PER_DAY")
 
 
 @dataclass(frozen=True)
@@ -165,3 +168,9 @@ class Settings:
         if self.space_id:
             return f"https://huggingface.co/spaces/{self.space_id}/settings"
         return ""
+
+
+def limit_settings() -> list[Field]:
+    """The settings that limit visitors, per minute, hour or day or per address: the tests switch
+    them off, the benchmarks set them far above the run."""
+    return [f for f in fields(Settings) if f.metadata["env"].endswith(LIMITS) or f.name == "address_replies"]

@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from .address import AddressReader
 from .attachments import ACCEPTED
 from .chat import ChatService
 from .conversation import conversation_persona
@@ -160,7 +161,7 @@ class Page:
         self.service = service
         self.settings, self.personas, self.catalog = service.settings, service.personas, service.catalog
         self.avatars = write_avatars(self.personas)
-        self.addresses = self.settings.address_reader
+        self.addresses = service.guard.addresses
         self.parts: Parts  # set by build() once the components exist
         # What the page is built with (the built-in model table, before any list is fetched):
         # the load event sends the fetched list only where it differs from this.
@@ -427,9 +428,8 @@ def keep_saved_chats(chat: gr.ChatInterface, settings: Settings) -> None:
         )
 
 
-def middleware(settings: Settings, gate: EdgeGate) -> list[Middleware]:
+def middleware(settings: Settings, gate: EdgeGate, reader: AddressReader) -> list[Middleware]:
     """The checks before Gradio reads a request (middleware.py), outermost first."""
-    reader = settings.address_reader
     limit, direct_limit = megabytes(settings.max_body_mb), megabytes(settings.max_direct_body_mb)
     return [
         Middleware(ClosedRoutes),
@@ -461,5 +461,5 @@ def launch_options(service: ChatService) -> dict[str, Any]:
         # Each session's state stays in memory until the session has been gone an hour; a made-up
         # session name makes a new one. At most this many, each bounded by MAX_DIRECT_BODY_MB.
         "state_session_capacity": settings.state_sessions,
-        "app_kwargs": {"middleware": middleware(settings, service.guard.edge)},
+        "app_kwargs": {"middleware": middleware(settings, service.guard.edge, service.guard.addresses)},
     }

@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from kimichat.chat import ChatService
 from kimichat.kimi import stream_reply
 from kimichat.personas import load_personas
 from kimichat.reply import Update
-from kimichat.settings import Settings
+from kimichat.settings import Settings, limit_settings
 
 __all__ = ["KEY", "ROOT", "RunningApp", "launch_app"]
 
@@ -37,11 +36,7 @@ PNG = base64.b64decode(  # a 1x1 transparent PNG
 )
 # Every test client is 127.0.0.1, and one app serves a whole module: limits are off unless a test
 # sets them. Every setting that limits per minute, hour or day, or per address, is one of them.
-NO_LIMITS = {
-    f.name: 0
-    for f in fields(Settings)
-    if f.metadata["env"].endswith(("_PER_MINUTE", "_PER_HOUR", "_PER_DAY")) or f.metadata["env"] == "ADDRESS_REPLIES"
-}
+NO_LIMITS = {f.name: 0 for f in limit_settings()}
 NO_RATE_LIMITS = {name.upper(): str(value) for name, value in NO_LIMITS.items()}  # the same, as the app's env
 
 

@@ -37,7 +37,9 @@ Events = Callable[[AsyncOpenAI, ChatRequest], AsyncIterator[Event]]  # Kimi's ev
 class Target:
     """Where a reply's requests go and how they are made: the client (the owner's, or one for a
     visitor's own key), the model, the temperature the visitor asked for (None: the persona's),
-    whose limits pay, the thinking switch, and the reply budget."""
+    whose limits pay, the thinking switch, the reply budget, whether Kimi may search the web,
+    whether the reply continues the cut one the messages end with, and the conversation's
+    ``prompt_cache_key``."""
 
     client: AsyncOpenAI
     model: ModelInfo
@@ -45,18 +47,37 @@ class Target:
     visitor: Visitor
     thinking: str
     max_tokens: int
+    search: bool = False
+    continuing: bool = False
+    cache_key: str = ""
 
-    def request(self, messages: list[KimiMessage], persona: Persona, search: bool) -> ChatRequest:
+    def request(self, messages: list[KimiMessage], reply: Reply, search: bool) -> ChatRequest:
         """One request of the reply: these messages, with or without the web-search tool."""
+        persona = reply.persona
         return ChatRequest(
             model=self.model,
-            messages=messages,
+            messages=self.prefilled(messages, persona.name.get(reply.lang) if persona.in_character else ""),
             max_tokens=self.max_tokens,
             temperature=self.temperature if self.temperature is not None else persona.temperature,
             top_p=persona.top_p,
             thinking=self.thinking,
             web_search=search,
+            cache_key=self.cache_key,
         )
+
+    def prefilled(self, messages: list[KimiMessage], character: str) -> list[KimiMessage]:
+        """The messages with Moonshot's Partial Mode turn last: the cut reply to continue, or an empty
+        turn named after the character (its role-play recipe), which the answer goes on from without
+        repeating. Only where Moonshot documents it: never in a web-search loop, never to a request
+        that thinks (undocumented there, so left out; a continuation turns both off)."""
+        if self.search or self.model.thinks(self.thinking):
+            return messages
+        named: KimiMessage = {"name": character} if character else {}
+        if self.continuing:
+            return [*messages[:-1], {**messages[-1], **named, "partial": True}]
+        if character:
+            return [*messages, {"role": "assistant", **named, "content": "", "partial": True}]
+        return messages
 
 
 def reply_budget(settings: Settings, model: ModelInfo, persona: Persona, thinking: str) -> int:
@@ -76,12 +97,16 @@ def target_for(
     temperature: float | None,
     visitor: Visitor,
     persona: Persona,
+    cache_key: str = "",
+    continuing: bool = False,
 ) -> Target:
     """Where a reply's requests go, and how they think. Moonshot's $web_search wants thinking off where
     it can be turned off: for the whole loop, the answering round too (its tool-call turns carry no
-    reasoning to send back)."""
-    thinking = "off" if persona.web_search and model.thinking_switch else persona.thinking
-    return Target(client, model, temperature, visitor, thinking, reply_budget(settings, model, persona, thinking))
+    reasoning to send back). A continuation neither searches nor thinks: Partial Mode goes with neither."""
+    search = persona.web_search and not continuing
+    thinking = "off" if (search or continuing) and model.thinking_switch else persona.thinking
+    budget = reply_budget(settings, model, persona, thinking)
+    return Target(client, model, temperature, visitor, thinking, budget, search, continuing, cache_key)
 
 
 @dataclass(frozen=True)
@@ -198,7 +223,7 @@ class Answerer:
         a request of its own, up to MAX_SEARCH_ROUNDS); the last update has the usage."""
         lang, usage, searches, search_step = reply.lang, None, 0, None
         while True:
-            search = reply.persona.web_search and searches < MAX_SEARCH_ROUNDS
+            search = target.search and searches < MAX_SEARCH_ROUNDS
             async for item in self._request(target, messages, reply, search):
                 if isinstance(item, Attempt):
                     attempt = item
@@ -280,7 +305,7 @@ class Answerer:
                 )
             )
             return
-        request = target.request(fitted, persona, search)
+        request = target.request(fitted, reply, search)
         reservation = await self.guard.reserve(target.visitor, size + target.max_tokens)
         if isinstance(reservation, Refusal):
             yield Attempt(refusal=reservation)
@@ -327,14 +352,23 @@ class Answerer:
                     usage = event
                     continue
                 elif isinstance(event, Finish):
-                    if event.reason in ("length", "content_filter"):
-                        reply.notes.append(t("length" if event.reason == "length" else "filtered", reply.lang))
+                    _finished(event.reason, request.model, reply)
                     break
                 if pace.due(time.monotonic()):
                     yield Update(reply.messages())
         if not calls:  # a search round's thinking goes on in the next request
             reply.end_thinking()
         yield Streamed(usage or Usage(), tuple(calls[i] for i in sorted(calls)))
+
+
+def _finished(reason: str, model: ModelInfo, reply: Reply) -> None:
+    """A reply the length limit cut can be continued (Partial Mode), except on a model that always
+    thinks; one the filter cut cannot. The note says which."""
+    if reason == "length":
+        reply.continuable = bool(reply.text) and not model.always_thinks
+        reply.notes.append(t("length_continue" if reply.continuable else "length", reply.lang))
+    elif reason == "content_filter":
+        reply.notes.append(t("filtered", reply.lang))
 
 
 def _summed(total: Usage | None, more: Usage | None) -> Usage | None:

@@ -21,7 +21,16 @@ from .attachments import (
     FileUnreadable,
     kind_of,
 )
-from .conversation import Turn, VisitorMessage, build_messages, conversation_tokens, current_segment, turns
+from .conversation import (
+    Turn,
+    VisitorMessage,
+    build_messages,
+    cache_key,
+    conversation_tokens,
+    current_segment,
+    ends_cut,
+    turns,
+)
 from .failures import classify, log_failure, where_to_fix
 from .guard import Guard, Visitor
 from .i18n import Lang, Refusal, t
@@ -84,9 +93,13 @@ class ChatService:
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
         visitor_message = VisitorMessage.parse(message)
-        segment = [*current_segment(history, persona.id), visitor_message.as_history()]
+        segment = current_segment(history, persona.id)
+        # A Continue is no question of its own: the conversation ends with the cut reply it goes on from
+        stale = visitor_message.continues and not ends_cut(segment, persona.id)
+        if not visitor_message.continues:
+            segment = [*segment, visitor_message.as_history()]
         conversation = turns(segment)
-        refusal = await self._refusal(conversation, visitor_message, visitor)
+        refusal = await self._refusal(conversation, visitor_message, visitor, stale)
         async with self.guard.replying(visitor) as busy:
             refusal = refusal or busy or await self.guard.check_space(visitor)
             if refusal:
@@ -116,6 +129,9 @@ class ChatService:
         assert client is not None
         try:
             model = await self.catalog.resolve(model_id or persona.model)
+            if visitor_message.continues and model.always_thinks:  # Partial Mode is not documented with thinking
+                yield refused(Refusal("cannot_continue_model", {"model": model.id}), lang, visitor, self.settings)
+                return
             reply = Reply(persona, lang)
             ready: dict[str, Attachment] | None = None
             async for item in self._files(client, conversation, visitor_message, model, reply, visitor):
@@ -129,7 +145,9 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                target = target_for(self.settings, client, model, temperature, visitor, persona)
+                key = cache_key(persona.id, conversation)
+                continuing = visitor_message.continues
+                target = target_for(self.settings, client, model, temperature, visitor, persona, key, continuing)
                 async for update in self.answerer.answer(target, messages, reply):
                     yield update
         finally:
@@ -172,11 +190,12 @@ class ChatService:
         yield ready
 
     async def _refusal(
-        self, conversation: list[Turn], visitor_message: VisitorMessage, visitor: Visitor
+        self, conversation: list[Turn], visitor_message: VisitorMessage, visitor: Visitor, stale: bool
     ) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
         visitor's rate limit first, refused or not: refusals are requests too, and a flood of them
-        must run out like any other. The visit's token budget is the server's own count."""
+        must run out like any other. A Continue with no cut reply to go on from is ``stale``. The
+        visit's token budget is the server's own count."""
         earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
         text = visitor_message.text or " ".join(visitor_message.files)
         refusal = await self.guard.check_rate(visitor) or self.guard.check_input(
@@ -184,6 +203,8 @@ class ChatService:
         )
         if refusal:
             return refusal
+        if stale:
+            return Refusal("cannot_continue")
         if self.client is None and not visitor.api_key:
             return Refusal("no_key", {"where": where_to_fix(self.settings.settings_url)})
         return await self.guard.check_visit(visitor)

@@ -1,24 +1,29 @@
 """Gradio chat history -> the message list Kimi gets.
 
 Gradio 6 hands history over as content blocks with metadata; Kimi wants plain
-``{role, content: str}`` turns. Two rules live here:
+``{role, content: str}`` turns. Three rules live here:
 - messages with a ``metadata.title`` (thinking, notes) are for the eye, never for Kimi;
 - each reply is tagged with its persona, so a conversation's persona can be read back
-  from the history itself and old turns never travel under another persona's prompt.
+  from the history itself and old turns never travel under another persona's prompt;
+- a Continue (the option a reply cut by the length limit offers) is not a question: the reply
+  after it goes on from the cut one, word for word, and Kimi sees the two as one answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .attachments import Attachment
-from .i18n import Lang
+from .i18n import LANGS, Lang, t
 from .kimi import KimiMessage
 from .personas import Persona
-from .tags import persona_of, tokens_of
+from .tags import persona_of, tokens_of, was_cut
+
+CONTINUE = frozenset(t("continue", lang) for lang in LANGS)  # what the Continue option sends, in any language
 
 
 @dataclass
@@ -46,6 +51,11 @@ class VisitorMessage:
         files = (f.get("path") if isinstance(f, Mapping) else f for f in value.get("files") or [])
         return cls(str(value.get("text") or ""), tuple(str(f) for f in files if f))
 
+    @property
+    def continues(self) -> bool:
+        """Whether this is the Continue option a cut reply offered (a typed "continue" is a question)."""
+        return not self.files and self.text.strip() in CONTINUE
+
     def as_history(self) -> dict[str, Any]:
         """This message as a history entry, files first, as the chat shows them."""
         blocks: list[dict[str, Any]] = [{"type": "file", "file": {"path": p}} for p in self.files]
@@ -57,6 +67,20 @@ class VisitorMessage:
 def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
     """Whose conversation this is: the persona of its latest tagged message."""
     return next((owner for m in reversed(history) if (owner := persona_of(m))), None)
+
+
+def ends_cut(history: list[Mapping[str, Any]], persona_id: str) -> bool:
+    """Whether the conversation's last word is a reply by ``persona_id`` that the length limit cut
+    (only then is there something to continue: not after another question, nor another persona)."""
+    said = [m for m in history if not is_shown_only(m)]
+    return bool(said) and persona_of(said[-1]) == persona_id and was_cut(said[-1])
+
+
+def cache_key(persona_id: str, conversation: list[Turn]) -> str:
+    """Kimi's ``prompt_cache_key`` for this conversation: the same on every turn (the persona and the
+    first question), and saying nothing of who asks."""
+    first = conversation[0].text if conversation else ""
+    return "kimichat-" + hashlib.sha256(f"{persona_id}\0{first}".encode()).hexdigest()[:32]
 
 
 def conversation_tokens(history: list[Mapping[str, Any]]) -> int:
@@ -112,10 +136,12 @@ def turns(history: list[Mapping[str, Any]]) -> list[Turn]:
 
     Gradio shows a message's files and its text as separate user messages: they are one
     turn. A question whose reply failed (a note stands after it) gives way to the next
-    question; split replies are joined; empty messages are dropped (Kimi rejects them).
+    question; split replies are joined, a continued one word for word (the Continue itself is
+    no turn); empty messages are dropped (Kimi rejects them).
     """
     out: list[Turn] = []
     open_turn = False  # may the next user message join the last turn?
+    going_on = False  # does the next reply continue the last one?
     for message in history:
         role = message.get("role")
         if is_shown_only(message):
@@ -124,19 +150,24 @@ def turns(history: list[Mapping[str, Any]]) -> list[Turn]:
         if role not in ("user", "assistant"):
             continue
         content = message.get("content")
-        text, files = text_of(content).strip(), files_of(content)
-        if not (text or files):
+        text, files = text_of(content), files_of(content)
+        if role == "user" and out and out[-1].role == "assistant" and VisitorMessage(text, tuple(files)).continues:
+            going_on = True
+            continue
+        if not (text.strip() or files):
             open_turn = open_turn and role == "user"  # an empty reply closes its question
             continue
+        text = text if role == "assistant" else text.strip()  # a cut reply may end mid-space
         last = out[-1] if out else None
         if last and last.role == role == "user" and not open_turn:
             out[-1] = Turn("user", text, files)
         elif last and last.role == role:
-            last.text = "\n\n".join(part for part in (last.text, text) if part)
+            joint = "" if going_on and role == "assistant" else "\n\n"  # a continuation goes on mid-sentence
+            last.text = joint.join(part for part in (last.text, text) if part)
             last.files += files
         else:
             out.append(Turn(role, text, files))
-        open_turn = True
+        open_turn, going_on = True, False
     return out
 
 

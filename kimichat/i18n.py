@@ -26,8 +26,16 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "export": {"en": "⬇ Export (.md)", "zh": "⬇ 导出 (.md)"},
     "thinking": {"en": "Thinking", "zh": "思考过程"},
     "usage": {
-        "en": "Last reply: {reply} tokens ({prompt} in, {completion} out) · this conversation: {total} · model {model}",
-        "zh": "上一条回复：{reply} 个 token（输入 {prompt}，输出 {completion}）· 本对话共 {total} · 模型 {model}",
+        "en": "Last reply: {reply:,} tokens ({prompt:,} in, {completion:,} out) · "
+        "this conversation: {total:,} · model {model}",
+        "zh": "上一条回复：{reply:,} 个 token（输入 {prompt:,}，输出 {completion:,}）· "
+        "本对话共 {total:,} · 模型 {model}",
+    },
+    "usage_cached": {
+        "en": "Last reply: {reply:,} tokens ({prompt:,} in, {cached:,} of them cached; {completion:,} out) · "
+        "this conversation: {total:,} · model {model}",
+        "zh": "上一条回复：{reply:,} 个 token（输入 {prompt:,}，其中缓存命中 {cached:,}；输出 {completion:,}）· "
+        "本对话共 {total:,} · 模型 {model}",
     },
     "no_key": {
         "en": "This Space has no Kimi API key yet. The owner can add one as the secret "
@@ -238,6 +246,22 @@ STRINGS: dict[str, dict[Lang, str]] = {
     "length": {
         "en": "The reply hit the length limit and stops here.",
         "zh": "回复达到长度上限，到此为止。",
+    },
+    "length_continue": {
+        "en": "The reply hit the length limit. Continue picks it up where it stopped.",
+        "zh": "回复达到长度上限。点“继续”可从中断处接着写。",
+    },
+    "continue": {"en": "⏩ Continue", "zh": "⏩ 继续"},  # the option's label, and the message it sends
+    "cannot_continue": {
+        "en": "There is nothing to continue here: Continue goes on from the last reply only if the length limit "
+        "cut it, under the same persona. Ask again, or say where to pick up.",
+        "zh": "这里没有可继续的内容：只有被长度上限截断的最后一条回复（且人设未变）才能继续。"
+        "请重新提问，或说明从哪里接着写。",
+    },
+    "cannot_continue_model": {
+        "en": "{model} always thinks before it answers, and Kimi cannot continue a reply that way. "
+        "Pick another model in Settings, or ask again.",
+        "zh": "{model} 总会先思考再回答，Kimi 无法以这种方式续写回复。请在设置中换一个模型，或重新提问。",
     },
     "note": {"en": "Note", "zh": "提示"},
     "empty_message": {"en": "Type a message first.", "zh": "请先输入内容。"},

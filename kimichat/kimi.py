@@ -29,6 +29,7 @@ class KimiMessage(TypedDict, total=False):
     tool_call_id: str
     name: str
     reasoning_content: str
+    partial: bool  # Moonshot's Partial Mode: the reply continues this last assistant turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ class ChatRequest:
     top_p: float | None = None
     thinking: Literal["auto", "on", "off"] = "auto"
     web_search: bool = False
+    cache_key: str = ""  # prompt_cache_key: requests that share a prefix share Kimi's cache
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``chat.completions.create``; Moonshot's own fields go in ``extra_body``.
@@ -106,6 +108,8 @@ class ChatRequest:
         K3 a ``reasoning_effort`` (on: high, off: low; it always thinks), older models nothing.
         """
         options: dict[str, Any] = {"model": self.model.id, "messages": self.messages, "max_tokens": self.max_tokens}
+        if self.cache_key:
+            options["prompt_cache_key"] = self.cache_key
         if not self.model.fixed_sampling:
             if self.temperature is not None:
                 options["temperature"] = self.temperature
@@ -143,10 +147,13 @@ def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
 
 
 def _usage(raw: Any) -> Usage:
-    """Usage from a typed ``CompletionUsage`` or Moonshot's plain dict inside ``choices[0]``."""
+    """Usage from a typed ``CompletionUsage`` or Moonshot's plain dict inside ``choices[0]``. Cached
+    tokens are at its top level, and on K2.6 also in ``prompt_tokens_details`` (OpenAI's place)."""
     get = raw.get if isinstance(raw, dict) else lambda key: getattr(raw, key, None)
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
-    return Usage(*(int(get(key) or 0) for key in keys))
+    details = get("prompt_tokens_details") or {}
+    details_get = details.get if isinstance(details, dict) else lambda key: getattr(details, key, None)
+    counts = [int(get(key) or 0) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    return Usage(*counts, int(get("cached_tokens") or details_get("cached_tokens") or 0))
 
 
 def chunk_events(chunk: Any) -> tuple[list[Event], str | None]:

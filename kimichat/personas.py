@@ -85,6 +85,7 @@ class Persona(BaseModel):
     documents: bool = False  # may read PDFs, Word files, text... (Moonshot extracts them)
     images: bool = False  # may look at images (with a vision model)
     web_search: bool = False  # may use Kimi's built-in $web_search (about ¥0.03 a search)
+    in_character: bool = False  # replies open as the persona's named turn (Moonshot's role-play Partial Mode)
     hidden: bool = False
 
     def prompt(self, lang: Lang, today: date | None = None) -> str:

@@ -50,6 +50,7 @@ class Reply:
     steps: list[tuple[str, bool]] = field(default_factory=list)  # (title, done): reading, searching
     notes: list[str] = field(default_factory=list)
     tokens: int = 0
+    continuable: bool = False  # the length limit cut the answer, and the model can go on from it
 
     @property
     def started(self) -> bool:
@@ -94,10 +95,13 @@ class Reply:
                 {
                     "role": "assistant",
                     "content": defuse(self.text),
-                    "metadata": reply_tags(self.persona.id, self.tokens),
+                    "metadata": reply_tags(self.persona.id, self.tokens, cut=self.continuable),
                 }
             )
         out += [note(text, self.lang) for text in self.notes]
+        if self.continuable and self.text:  # the chat shows the last message's options: Continue
+            choice = t("continue", self.lang)
+            out[-1] = {**out[-1], "options": [{"label": choice, "value": choice}]}
         return out
 
 

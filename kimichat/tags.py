@@ -1,4 +1,5 @@
-"""What a reply carries for the server: the persona that wrote it and the tokens it cost.
+"""What a reply carries for the server: the persona that wrote it, the tokens it cost, and whether
+the length limit cut it (so a Continue knows there is something to continue).
 
 They ride in the reply's Gradio message ``metadata``, under ``id`` and ``log``, so they come back
 with the history the page sends (a persona switch or a reopened saved chat knows whose turns they
@@ -16,14 +17,16 @@ from collections.abc import Mapping
 from typing import Any
 
 PERSONA = "persona:"  # metadata.id
-TOKENS = "tokens="  # metadata.log
+TOKENS = "tokens="  # in metadata.log
+CUT = "cut"  # in metadata.log: the length limit cut the reply, and it can be continued
 
 
-def reply_tags(persona_id: str, tokens: int = 0) -> dict[str, str]:
+def reply_tags(persona_id: str, tokens: int = 0, cut: bool = False) -> dict[str, str]:
     """The metadata of a reply written by ``persona_id`` that cost ``tokens`` (0: not known yet)."""
     tags = {"id": PERSONA + persona_id}
-    if tokens:
-        tags["log"] = f"{TOKENS}{tokens}"
+    log = ([f"{TOKENS}{tokens}"] if tokens else []) + ([CUT] if cut else [])
+    if log:
+        tags["log"] = " ".join(log)
     return tags
 
 
@@ -33,8 +36,17 @@ def persona_of(message: Mapping[str, Any]) -> str | None:
     return tag[len(PERSONA) :] if isinstance(tag, str) and tag.startswith(PERSONA) else None
 
 
+def _log_of(message: Mapping[str, Any]) -> list[str]:
+    log = (message.get("metadata") or {}).get("log")
+    return log.split() if isinstance(log, str) else []
+
+
 def tokens_of(message: Mapping[str, Any]) -> int:
     """The tokens a history message was tagged with (0 if none, or not a count)."""
-    log = (message.get("metadata") or {}).get("log")
-    count = log[len(TOKENS) :] if isinstance(log, str) and log.startswith(TOKENS) else ""
+    count = next((part[len(TOKENS) :] for part in _log_of(message) if part.startswith(TOKENS)), "")
     return int(count) if count.isdigit() else 0
+
+
+def was_cut(message: Mapping[str, Any]) -> bool:
+    """Whether a history message was tagged as a reply the length limit cut."""
+    return CUT in _log_of(message)

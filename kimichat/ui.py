@@ -96,15 +96,17 @@ def persona_choices(personas: PersonaFile, lang: Lang) -> list[tuple[str, str]]:
 
 
 def usage_line(update: Update, lang: Lang) -> str:
-    """Under the chat: this reply's tokens, and the conversation's so far."""
+    """Under the chat: this reply's tokens (how many of its input Kimi had cached), and the
+    conversation's so far."""
     usage = update.usage
     if usage is None:
         return ""
     return t(
-        "usage",
+        "usage_cached" if usage.cached_tokens else "usage",
         lang,
         reply=usage.total_tokens,
         prompt=usage.prompt_tokens,
+        cached=usage.cached_tokens,
         completion=usage.completion_tokens,
         total=update.conversation_tokens,
         model=update.model,

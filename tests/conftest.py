@@ -24,7 +24,7 @@ from rig import KEY, ROOT, RunningApp, launch_app
 from kimichat.answer import Events
 from kimichat.chat import ChatService
 from kimichat.kimi import stream_reply
-from kimichat.personas import load_personas
+from kimichat.personas import PersonaFile, load_personas
 from kimichat.reply import Update
 from kimichat.settings import Settings, limit_settings
 
@@ -91,11 +91,13 @@ def upstream(kimi: KimiServer) -> KimiServer:
     return kimi
 
 
-def make_service(base_url: str, events: Events = stream_reply, **overrides) -> ChatService:
+def make_service(
+    base_url: str, events: Events = stream_reply, personas: PersonaFile = PERSONAS, **overrides
+) -> ChatService:
     """The chat service as the app builds it, against ``base_url`` (or fed ``events`` instead of
-    Kimi's stream), without rate limits unless asked."""
+    Kimi's stream), with the shipped personas unless given others, without rate limits unless asked."""
     values = {"api_key": KEY, "base_url": base_url, **NO_LIMITS}
-    return ChatService.from_settings(Settings(**{**values, **overrides}), PERSONAS, events)
+    return ChatService.from_settings(Settings(**{**values, **overrides}), personas, events)
 
 
 @pytest.fixture

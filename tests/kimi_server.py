@@ -13,6 +13,7 @@ message, so concurrent tests do not step on each other:
     [[drop:N]]           end the stream after N content tokens, without [DONE]
     [[reset:N]]          break the connection after N content tokens, mid-body
     [[length]]           finish with finish_reason "length"
+    [[cut:N]]            stop after N content tokens with finish_reason "length" (a continuation is cut too)
     [[filter]]           finish with finish_reason "content_filter" after a few tokens
     [[malformed]]        send a data line that is not JSON after a few tokens
     [[midstream:TYPE]]   after a few tokens, send an error event of that Moonshot type and end
@@ -28,6 +29,14 @@ a request that thinks refuses an assistant tool-call turn sent back without its
 also serves Moonshot's files API (upload, extracted content, delete), refuses images for
 models that cannot see (400), and answers a request that offers ``$web_search`` with
 a streamed tool call first, then, once the tool message comes back, with the answer.
+
+Partial Mode as Moonshot documents it: a last assistant message with ``partial: true`` is continued
+without repeating it (the answer's tokens after the prefix, when the prefix is the start of the answer
+this question gets); ``partial`` on another message, or with ``response_format: json_object``, is a
+400. Stricter than Moonshot, to hold the app to what is documented: ``partial`` with thinking or with
+``$web_search`` offered is a 400 too. Prompt caching: a request with a ``prompt_cache_key`` reports,
+as ``cached_tokens`` (and, for K2.6, ``prompt_tokens_details.cached_tokens``), the prompt tokens of
+the messages it shares from the start with the last request under that key.
 
 ``fail_next`` queues faults for the next requests whatever they say (for retries).
 Run alone: ``python tests/kimi_server.py --port 8765 --tokens 60 --rate 50``.
@@ -167,6 +176,7 @@ class KimiServer:
     calls: list[Call] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cached: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # prompt_cache_key -> last messages
     deleted: list[str] = field(default_factory=list)
     open_streams: int = 0
     max_open_streams: int = 0
@@ -186,6 +196,7 @@ class KimiServer:
         self.delete_failures, self.upload_delay, self.reply_prefix = 0, 0.0, ""
         self.extra_keys.clear()
         self.files.clear()
+        self.cached.clear()
         self.deleted.clear()
 
     # -- HTTP -------------------------------------------------------------------------
@@ -315,8 +326,10 @@ class KimiServer:
         delay = float(d.get("delay", self.token_delay))
         answer = reply_tokens(call.last_user, int(d.get("tokens", self.tokens)), *call.attachments)
         answer = [*(self.reply_prefix[i : i + 8] for i in range(0, len(self.reply_prefix), 8)), *answer]
-        if len(answer) > int(call.body.get("max_tokens") or len(answer)):  # cut at max_tokens, as Kimi does
-            answer, d = answer[: int(call.body["max_tokens"])], {**d, "length": ""}
+        answer = after_prefix(answer, call.body["messages"])
+        cut = min(int(d.get("cut", len(answer))), int(call.body.get("max_tokens") or len(answer)))
+        if len(answer) > cut:  # cut at max_tokens, as Kimi does
+            answer, d = answer[:cut], {**d, "length": ""}
         searching = "alwaystool" in d or (
             call.offers_search and ("searchloop" in d or call.body["messages"][-1]["role"] != "tool")
         )
@@ -375,7 +388,7 @@ class KimiServer:
                 "prompt_tokens": prompt,
                 "completion_tokens": len(answer),
                 "total_tokens": prompt + len(answer),
-                "cached_tokens": 0,
+                **self._cache_hits(call.body),
             }
             finish = "length" if "length" in d else "content_filter" if "filter" in d else "stop"
             call.total_tokens = usage["total_tokens"]
@@ -385,6 +398,21 @@ class KimiServer:
         finally:
             self.open_streams -= 1
             call.disconnected = not call.completed and "drop" not in d and "reset" not in d
+
+    def _cache_hits(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Usage's cached tokens: the messages this request shares from the start with the last one
+        under its ``prompt_cache_key`` (none without a key)."""
+        key, messages = body.get("prompt_cache_key"), body["messages"]
+        before = self.cached.get(key, []) if key else []
+        shared = 0
+        while shared < min(len(before), len(messages)) and before[shared] == messages[shared]:
+            shared += 1
+        if key:
+            self.cached[key] = messages
+        cached = prompt_tokens(messages[:shared]) if shared else 0
+        if body["model"] == "kimi-k2.6":
+            return {"cached_tokens": cached, "prompt_tokens_details": {"cached_tokens": cached}}
+        return {"cached_tokens": cached}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -447,6 +475,13 @@ def refuse_parameters(body: dict[str, Any]) -> str:
         return "thinking is not supported for this model, use reasoning_effort"
     if "reasoning_effort" in body and (not effort or body["reasoning_effort"] not in ("low", "high", "max")):
         return f"invalid reasoning_effort for model {model}"
+    partial = [i for i, m in enumerate(body["messages"]) if m.get("partial")]
+    if partial and (partial != [len(body["messages"]) - 1] or body["messages"][-1]["role"] != "assistant"):
+        return "partial is only allowed on the last message, an assistant message"
+    if partial and (body.get("response_format") or {}).get("type") == "json_object":
+        return "partial mode is not supported with response_format json_object"
+    if partial and (thinks(body) or body.get("tools")):  # undocumented combinations: refused here
+        return "partial mode with thinking or tools is not documented (tests/kimi_server.py refuses it)"
     if thinks(body):
         for index, message in enumerate(body["messages"]):
             if message.get("tool_calls") and not message.get("reasoning_content"):
@@ -456,6 +491,23 @@ def refuse_parameters(body: dict[str, Any]) -> str:
             if call.get("type") != "builtin_function":
                 return f"invalid tool call type {call.get('type')!r}: $web_search is a builtin_function"
     return ""
+
+
+def after_prefix(answer: list[str], messages: list[dict[str, Any]]) -> list[str]:
+    """What is left to say after a Partial Mode prefix (a last assistant message marked ``partial``):
+    the answer's tokens after it, when the answer starts with it; else a continuation of its own."""
+    last = messages[-1] if messages else {}
+    prefix = last.get("content") if last.get("partial") else ""
+    if not isinstance(prefix, str) or not prefix:
+        return answer
+    if not "".join(answer).startswith(prefix):
+        return [" (continued)", " t0"]
+    said = ""
+    for index, token in enumerate(answer):
+        said += token
+        if len(said) > len(prefix):  # the prefix may end inside a token: its rest comes first
+            return [said[len(prefix) :], *answer[index + 1 :]]
+    return []
 
 
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:

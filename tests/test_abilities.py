@@ -28,17 +28,22 @@ def image(tmp_path):
     return str(path)
 
 
+def asked(call) -> list[dict]:
+    """The messages of a request up to the question (Lab Cat's role-play turn, which follows it, left out)."""
+    return [m for m in call.body["messages"] if not m.get("partial")]
+
+
 def steps_of(messages) -> str:
     return " ".join(m["metadata"]["title"] for m in messages if (m.get("metadata") or {}).get("title"))
 
 
 async def test_document_is_extracted_placed_and_cleaned_up(service, upstream, paper):
     updates = await run(service, {"text": "summarise", "files": [paper]}, persona="researcher")
-    call = upstream.calls[-1]
-    system_docs = [m for m in call.body["messages"][1:] if m["role"] == "system"]
+    sent = asked(upstream.calls[-1])
+    system_docs = [m for m in sent[1:] if m["role"] == "system"]
     assert len(system_docs) == 1 and "ZEBRA-42" in json.loads(system_docs[0]["content"])["content"]
-    assert call.body["messages"][-1] == {"role": "user", "content": "summarise"}
-    assert call.body["messages"].index(system_docs[0]) == len(call.body["messages"]) - 2  # just before it
+    assert sent[-1] == {"role": "user", "content": "summarise"}
+    assert sent.index(system_docs[0]) == len(sent) - 2  # just before it
     assert list(upstream.files) == upstream.deleted  # uploaded once, deleted at once
     assert "Read paper.md" in steps_of(updates[-1].messages)
     assert "[documents:1 images:0]" in answer_of(updates[-1].messages)
@@ -185,7 +190,7 @@ async def test_a_long_document_goes_with_its_question_and_older_turns_make_room(
     older = [{"role": "user", "content": "x" * 60000}, {"role": "assistant", "content": "y" * 30}]
     older[1]["metadata"] = reply_tags("researcher")
     await run(service, {"text": "summarise", "files": [long_paper]}, older, persona="researcher")
-    sent = upstream.calls[-1].body["messages"]
+    sent = asked(upstream.calls[-1])
     assert sent[-2]["role"] == "system" and "thesis" in sent[-2]["content"]
     assert all("x" * 100 not in str(m["content"]) for m in sent)  # the old turn went to make room
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 from conftest import KEY, NO_RATE_LIMITS, PERSONAS, PNG, ROOT, RunningApp, ask_async, launch_app, serving, wait_for
-from kimi_server import free_port, serve_in_thread
+from kimi_server import free_port, reply_tokens, serve_in_thread
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -518,6 +518,31 @@ def test_edit_resends_and_undo_takes_back(open_page, upstream):
     page.locator("#chatbot").get_by_role("button", name="Undo").last.click()
     expect(page.locator(USER)).to_have_count(0)
     expect(page.locator("#message textarea")).to_have_value("second try")
+
+
+def test_a_cut_reply_offers_continue_and_the_continuation_joins_it(open_page, upstream):
+    """Lab Cat plays in character; the length limit cuts its reply; Continue goes on from the cut text
+    (a second turn of the conversation, whose prompt Kimi had cached)."""
+    question = "tell me a story [[cut:5]]"
+    whole = "".join(reply_tokens(question, upstream.tokens))
+    page = open_page()
+    chat(page, upstream, question)
+    first = upstream.calls[-1].body
+    assert first["messages"][-1]["partial"] and first["messages"][-1]["name"] == PERSONAS.first.name.get("en")
+    expect(page.locator(BOT).last).to_contain_text("Continue picks it up")
+    page.locator("#chatbot").get_by_role("button", name="⏩ Continue").click()
+    assert wait_for(lambda: len(upstream.calls) == 2 and upstream.calls[-1].completed, 20)
+    wait_idle(page)
+    prefix = upstream.calls[-1].body["messages"][-1]
+    assert prefix["partial"] and whole.startswith(prefix["content"]) and len(prefix["content"]) > 10
+    assert upstream.calls[-1].body["prompt_cache_key"] == first["prompt_cache_key"]
+    expect(page.locator(USER).last).to_have_text("⏩ Continue")
+    expect(page.locator("#usage")).to_contain_text("of them cached")
+    answers = [text for text in page.locator(BOT).all_inner_texts() if "Note" not in text]
+    assert len(answers) == 2 and answers[0].startswith("Echo: tell")  # the cut text, then what follows it
+    joined, said = re.sub(r"\s", "", "".join(answers)), re.sub(r"\s", "", whole)
+    assert len(joined) > len(re.sub(r"\s", "", prefix["content"])) and said.startswith(joined)
+    page.screenshot(path=str(OUT / "continue.png"), full_page=True)
 
 
 def test_saved_chats_survive_restarts_and_a_new_layout(browser, kimi, upstream, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import KEY
 from kimi_server import K3
-from openai import AuthenticationError, RateLimitError
+from openai import AuthenticationError, BadRequestError, RateLimitError
 
 from kimichat.kimi import (
     ChatRequest,
@@ -182,3 +182,33 @@ async def test_a_connection_broken_mid_body_is_a_lost_connection(settings):
         ):
             got.append(event)
     assert any(isinstance(e, TextDelta) for e in got)
+
+
+async def test_partial_mode_as_moonshot_documents_it(settings):
+    """The local server continues a partial assistant turn without repeating it, and refuses
+    ``partial`` where Moonshot does (and where it is undocumented: thinking, tools)."""
+    client = make_client(settings)
+    question = {"role": "user", "content": "go"}
+
+    async def answer(messages, model="kimi-k2-turbo-preview", **options):
+        request = ChatRequest(ModelInfo(model), messages, max_tokens=100, **options)
+        return "".join(e.text for e in [e async for e in stream_reply(client, request)] if isinstance(e, TextDelta))
+
+    whole = await answer([question])
+    rest = await answer([question, {"role": "assistant", "content": whole[:9], "partial": True}])
+    assert whole[:9] + rest == whole
+    partial = {"role": "assistant", "content": "Echo", "partial": True}
+    for refused in (
+        answer([partial, question]),  # not the last message
+        answer([question, partial], model="kimi-k2-thinking"),  # a request that thinks
+        answer([question, partial], web_search=True),  # offers a tool
+    ):
+        with pytest.raises(BadRequestError):
+            await refused
+    with pytest.raises(BadRequestError):
+        await client.chat.completions.create(
+            model="kimi-k2-turbo-preview",
+            messages=[question, partial],
+            stream=True,
+            response_format={"type": "json_object"},
+        )

@@ -27,9 +27,8 @@ from .conversation import (
     build_messages,
     cache_key,
     conversation_tokens,
-    current_segment,
-    ends_cut,
     turns,
+    with_message,
 )
 from .failures import classify, log_failure, where_to_fix
 from .guard import Guard, Visitor
@@ -84,20 +83,13 @@ class ChatService:
         lang: Lang = "en",
         visitor: Visitor | None = None,
     ) -> AsyncIterator[Update]:
-        """Stream the reply to ``message`` (text, or Gradio's {"text", "files"}) as chat updates.
-
-        Every refusal and failure becomes a note in the chat; nothing raises. A stop (Gradio
-        cancels the task) closes the upstream stream wherever the reply is: waiting for a slot,
-        reading a document, streaming.
-        """
+        """Stream the reply to ``message`` (text, or Gradio's {"text", "files"}) as chat updates. Every
+        refusal and failure becomes a note in the chat; nothing raises. A stop (Gradio cancels the task)
+        closes the upstream stream wherever the reply is: waiting for a slot, reading a document, streaming."""
         visitor = visitor or Visitor()
         persona = self.persona(persona_id)
         visitor_message = VisitorMessage.parse(message)
-        segment = current_segment(history, persona.id)
-        # A Continue is no question of its own: the conversation ends with the cut reply it goes on from
-        stale = visitor_message.continues and not ends_cut(segment, persona.id)
-        if not visitor_message.continues:
-            segment = [*segment, visitor_message.as_history()]
+        segment, stale = with_message(history, persona.id, visitor_message)
         conversation = turns(segment)
         refusal = await self._refusal(conversation, visitor_message, visitor, stale)
         async with self.guard.replying(visitor) as busy:
@@ -145,8 +137,7 @@ class ChatService:
                 yield Update([*reply.messages(), note(t("waiting", lang), lang)])
             async with self.guard.upstream_slot(own_key=own_client is not None):
                 messages = build_messages(persona, conversation, lang, ready)
-                key = cache_key(persona.id, conversation)
-                continuing = visitor_message.continues
+                key, continuing = cache_key(persona.id, conversation), visitor_message.continues
                 target = target_for(self.settings, client, model, temperature, visitor, persona, key, continuing)
                 async for update in self.answerer.answer(target, messages, reply):
                     yield update
@@ -194,17 +185,14 @@ class ChatService:
     ) -> Refusal | None:
         """Why this message will not be sent; None if it may. Every message counts against the
         visitor's rate limit first, refused or not: refusals are requests too, and a flood of them
-        must run out like any other. A Continue with no cut reply to go on from is ``stale``. The
-        visit's token budget is the server's own count."""
+        must run out like any other (a ``stale`` Continue too). The visit's token budget is the
+        server's own count."""
         earlier_turns = sum(turn.role == "user" for turn in conversation) - 1
         text = visitor_message.text or " ".join(visitor_message.files)
-        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(
-            text, earlier_turns, len(visitor_message.files)
-        )
-        if refusal:
-            return refusal
-        if stale:
-            return Refusal("cannot_continue")
+        files = len(visitor_message.files)
+        refusal = await self.guard.check_rate(visitor) or self.guard.check_input(text, earlier_turns, files)
+        if refusal or stale:
+            return refusal or Refusal("cannot_continue")
         if self.client is None and not visitor.api_key:
             return Refusal("no_key", {"where": where_to_fix(self.settings.settings_url)})
         return await self.guard.check_visit(visitor)

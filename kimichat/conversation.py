@@ -69,6 +69,18 @@ def conversation_persona(history: list[Mapping[str, Any]]) -> str | None:
     return next((owner for m in reversed(history) if (owner := persona_of(m))), None)
 
 
+def with_message(
+    history: list[Mapping[str, Any]], persona_id: str, message: VisitorMessage
+) -> tuple[list[Mapping[str, Any]], bool]:
+    """This persona's part of ``history`` with the new message last, and whether the message is a
+    Continue with nothing to continue. A Continue is no question of its own: the conversation ends
+    with the cut reply it goes on from."""
+    segment = current_segment(history, persona_id)
+    if message.continues:
+        return segment, not ends_cut(segment, persona_id)
+    return [*segment, message.as_history()], False
+
+
 def ends_cut(history: list[Mapping[str, Any]], persona_id: str) -> bool:
     """Whether the conversation's last word is a reply by ``persona_id`` that the length limit cut
     (only then is there something to continue: not after another question, nor another persona)."""

@@ -49,7 +49,7 @@ def create_app() -> tuple[gr.Blocks, dict[str, Any]]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactKeys())
-    for noisy in ("httpx", "httpx2"):  # one line per HTTP request (Gradio's, the SDK's) is noise
+    for noisy in ("httpx", "httpx2", "mcp"):  # a line per HTTP request (Gradio's, the SDK's, MCP's) is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()

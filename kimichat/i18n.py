@@ -263,6 +263,18 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "Pick another model in Settings, or ask again.",
         "zh": "{model} 总会先思考再回答，Kimi 无法以这种方式续写回复。请在设置中换一个模型，或重新提问。",
     },
+    "unknown_persona": {
+        "en": "There is no persona {persona!r} here. The personas are: {ids}.",
+        "zh": "这里没有人设 {persona!r}。可用的人设：{ids}。",
+    },
+    "model_not_offered": {
+        "en": "Model {model!r} is not offered here. The models are: {ids}.",
+        "zh": "这里不提供模型 {model!r}。可用的模型：{ids}。",
+    },
+    "mcp_busy": {
+        "en": "This Space is answering as many agents as it can right now. Please try again in a minute.",
+        "zh": "本 Space 正在同时回答尽可能多的智能体，请一分钟后再试。",
+    },
     "note": {"en": "Note", "zh": "提示"},
     "empty_message": {"en": "Type a message first.", "zh": "请先输入内容。"},
 }

@@ -78,3 +78,8 @@ def defuse(text: str) -> str:
         out.append(TAG.sub(_break_tag, lines[index]))
         index += 1
     return "".join(out)
+
+
+def as_written(text: str) -> str:
+    """A defused reply as Kimi wrote it, for a reader that is no browser (an agent, over MCP)."""
+    return text.replace("<" + BREAK, "<")

@@ -33,7 +33,7 @@ CLOSED = re.compile(
     r"|proxy=|file=[A-Za-z][A-Za-z0-9+.-]*:)"
 )
 UPLOAD = re.compile(r"/gradio_api/upload/?$")
-DIRECT = re.compile(r"/gradio_api/(?:run|api)/")  # events run past the queue (queue=False)
+DIRECT = re.compile(r"/gradio_api/(?:run/|api/|mcp(?:/|$))")  # calls past the queue (queue=False), MCP's too
 WITH_DATA = re.compile(r"/gradio_api/(?:queue/join|run/|api/|call/)")  # bodies whose data Gradio preprocesses
 
 

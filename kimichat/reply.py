@@ -15,11 +15,12 @@ from typing import Any
 
 from .i18n import Lang, t
 from .kimi import Usage
-from .markup import defuse
+from .markup import as_written, defuse
 from .personas import Persona
 from .tags import reply_tags
 
 Message = dict[str, Any]
+NOTE, THINKING = "⚠️ ", "💭 "  # how a note's title begins, and the thinking box's
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Update:
 
 def note(text: str, lang: Lang) -> Message:
     """A message styled apart from the answer (it has a title), never sent to Kimi."""
-    return {"role": "assistant", "content": text, "metadata": {"title": "⚠️ " + t("note", lang)}}
+    return {"role": "assistant", "content": text, "metadata": {"title": NOTE + t("note", lang)}}
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Reply:
             for title, done in self.steps
         ]
         if self.thinking:
-            metadata: dict[str, Any] = {"title": "💭 " + t("thinking", self.lang)}
+            metadata: dict[str, Any] = {"title": THINKING + t("thinking", self.lang)}
             if self.thinking_seconds is None:
                 metadata["status"] = "pending"
             else:
@@ -103,6 +104,19 @@ class Reply:
             choice = t("continue", self.lang)
             out[-1] = {**out[-1], "options": [{"label": choice, "value": choice}]}
         return out
+
+
+def plain(messages: list[Message]) -> tuple[str, list[str]]:
+    """A reply as an agent reads it: its steps (what it read or searched, a line each) above the
+    answer as Kimi wrote it; and its notes (why it stopped, or was refused) apart. No thinking."""
+    lines, notes = [], []
+    for message in messages:
+        title, content = (message.get("metadata") or {}).get("title", ""), str(message.get("content") or "")
+        if title.startswith(NOTE):
+            notes.append(content)
+        elif not title.startswith(THINKING):
+            lines.append(title or as_written(content))
+    return "\n\n".join(line for line in lines if line), notes
 
 
 @dataclass

@@ -91,6 +91,8 @@ class Settings:
     models_cache_seconds: float = field(default=600.0, metadata={"env": "KIMI_MODELS_CACHE_SECONDS", "public": True})
     models_timeout: float = field(default=5.0, metadata={"env": "KIMI_MODELS_TIMEOUT", "public": True})
     chat_concurrency: int = field(default=100, metadata={"env": "CHAT_CONCURRENCY", "public": True})
+    mcp_server: bool = field(default=True, metadata={"env": "MCP_SERVER", "public": True})
+    mcp_calls: int = field(default=20, metadata={"env": "MCP_CALLS", "public": True})
     queue_max_size: int = field(default=500, metadata={"env": "QUEUE_MAX_SIZE", "public": True})
     updates_per_second: float = field(default=11.0, metadata={"env": "UI_UPDATES_PER_SECOND", "public": True})
     # Saved chats are encrypted in the browser with this; fixed, so they survive restarts (ui.py).

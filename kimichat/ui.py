@@ -30,6 +30,7 @@ from .middleware import BodyLimit, ClosedRoutes, DirectCallLimit, NoFileUrls, Pa
 from .personas import Persona, PersonaFile
 from .reply import Update
 from .settings import Settings
+from .tools import Tools
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -362,6 +363,7 @@ def build(service: ChatService) -> gr.Blocks:
             cache_examples=False,
             concurrency_limit=settings.chat_concurrency,
             api_name="chat",
+            api_visibility="undocumented",  # callable by gradio_client as /chat, but no MCP tool (tools.py)
         )
         usage.render()
         if not look_of_first["examples"]:  # the chatbot shows the first persona's own: none
@@ -394,6 +396,8 @@ def build(service: ChatService) -> gr.Blocks:
         chat.chat_history_dataset.click(page.reopen, saved, [picker, *parts.look, usage], **direct)
         model_picker.change(page.model_changed, [picker, model_picker], [temperature], **direct)
         export.click(None, [chat.chatbot, picker], None, js=EXPORT_JS)
+        if settings.mcp_server:
+            Tools(service).register()
     # Queue positions every 2 s, not after every finished reply to every waiting visitor: with 400
     # waiting, "auto" cost 48 ms of CPU per reply against 27-31 ms (benchmarks/load.py --users 500).
     demo.queue(
@@ -463,5 +467,6 @@ def launch_options(service: ChatService) -> dict[str, Any]:
         # Each session's state stays in memory until the session has been gone an hour; a made-up
         # session name makes a new one. At most this many, each bounded by MAX_DIRECT_BODY_MB.
         "state_session_capacity": settings.state_sessions,
+        "mcp_server": settings.mcp_server,  # the tools of tools.py at /gradio_api/mcp/
         "app_kwargs": {"middleware": middleware(settings, service.guard.edge, service.guard.addresses)},
     }

@@ -15,6 +15,7 @@ names each problem when the app would not survive on ZeroGPU.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import socket
@@ -26,6 +27,8 @@ from pathlib import Path
 import httpx
 from gradio_client import Client
 from kimi_server import KimiServer
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
 from oidc_server import OidcServer
 from rig import KEY, ROOT, RunningApp, launch_app
 from zerogpu_server import ZeroGpuServer
@@ -71,6 +74,21 @@ def call_every_function(app: RunningApp) -> int:
         except httpx.HTTPError:
             pass
     return len(dependencies)
+
+
+def mcp_agent(app: RunningApp) -> dict:
+    """The Space's MCP server as an agent sees it: the tools, and one persona's answer through them."""
+
+    async def session() -> dict:
+        url = app.url + "gradio_api/mcp/"
+        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as agent:
+            await agent.initialize()
+            names = sorted(tool.name for tool in (await agent.list_tools()).tools)
+            ask = next((name for name in names if name.endswith("ask_persona")), "")
+            result = await agent.call_tool(ask, {"persona": "assistant", "message": "hello agent"}) if ask else None
+            return {"tools": names, "answer": "".join(p.text for p in result.content) if result else ""}
+
+    return asyncio.run(session())
 
 
 def setup_panel(app: RunningApp) -> dict:
@@ -122,6 +140,7 @@ def run(app_dir: Path, python: str) -> dict:
             )
             report["answer"] = "".join(m["content"] for m in messages if not (m.get("metadata") or {}).get("title"))
             report["usage"] = usage
+            report["mcp"] = mcp_agent(app)
             report["functions_called"] = call_every_function(app)
             report["gpu_asks"] = zerogpu.gpu_asks
             ids = {c["props"].get("elem_id") for c in httpx.get(app.url + "config", timeout=10).json()["components"]}
@@ -155,6 +174,11 @@ def problems(report: dict) -> list[str]:
         found.append("ZeroGPU got no startup report: the platform would stop the Space")
     if not str(report.get("answer", "")).startswith("Echo: hello space"):
         found.append(f"the chat did not answer: {report.get('answer')!r}")
+    agent = report.get("mcp", {})
+    if agent.get("tools") != ["kimi_chat_ask_persona", "kimi_chat_list_personas"]:
+        found.append(f"the MCP server does not list the two tools: {agent.get('tools')}")
+    if not str(agent.get("answer", "")).startswith("Echo: hello agent"):
+        found.append(f"an agent's ask_persona got no answer: {agent.get('answer')!r}")
     if report.get("gpu_asks"):
         found.append(f"a visitor's call asked ZeroGPU for a GPU: {report['gpu_asks']}")
     if not report.get("duplicate_button"):

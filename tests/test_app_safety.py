@@ -199,10 +199,16 @@ def test_deep_links_are_closed(app):
 
 
 def test_no_request_can_name_the_upstream(app, upstream):
-    """/chat takes the message and four choices, none of them a URL: the base URL is the owner's."""
-    info = httpx.get(app.url + "gradio_api/info").json()
+    """/chat takes the message and four choices, none of them a URL: the base URL is the owner's; so do
+    the MCP tools. (/chat is undocumented, off the API page and the MCP tool list, but callable.)"""
+    info = httpx.get(app.url + "gradio_api/info", params={"all_endpoints": "true"}).json()
     params = {p["parameter_name"] for p in info["named_endpoints"]["/chat"]["parameters"]}
     assert params == {"message", "persona_id", "model_id", "temperature", "own_key"}
+    tools = httpx.get(app.url + "gradio_api/info").json()["named_endpoints"]
+    assert {name: [p["parameter_name"] for p in e["parameters"]] for name, e in tools.items()} == {
+        "/list_personas": [],
+        "/ask_persona": ["persona", "message", "model"],
+    }
 
 
 def forged_call(app, trigger: str, data: list) -> list[dict]:

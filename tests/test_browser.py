@@ -545,6 +545,16 @@ def test_a_cut_reply_offers_continue_and_the_continuation_joins_it(open_page, up
     page.screenshot(path=str(OUT / "continue.png"), full_page=True)
 
 
+def test_the_footer_links_the_mcp_server(open_page):
+    page = open_page()
+    footer = page.locator("footer")
+    expect(footer).to_contain_text("MCP")
+    footer.get_by_text("MCP").first.click()
+    expect(page.get_by_text("/gradio_api/mcp/").first).to_be_visible()
+    expect(page.get_by_text("ask_persona").first).to_be_visible()
+    page.screenshot(path=str(OUT / "mcp-page.png"), full_page=True)
+
+
 def test_saved_chats_survive_restarts_and_a_new_layout(browser, kimi, upstream, tmp_path):
     """A Space restarts on every push, settings change and wake-up, and its layout changes when
     sign-in is turned on. A saved chat is still listed after each, and reopens with its persona;

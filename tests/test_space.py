@@ -57,7 +57,7 @@ def test_every_requirement_is_pinned_exactly():
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             # an exact pin, with an environment marker at most (uvloop has no Windows build)
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*(; [^;]+)?", line.strip()), line
+            assert re.fullmatch(r"[A-Za-z0-9_.,\-\[\]]+==[0-9][\w.]*(; [^;]+)?", line.strip()), line
 
 
 @pytest.fixture
@@ -85,6 +85,8 @@ def test_a_zerogpu_space_starts_chats_and_never_asks_for_a_gpu(space_copy):
     assert report["problems"] == [] and done.returncode == 0
     assert report["startup_reports"] == 1  # without it the platform stops the Space
     assert report["answer"].startswith("Echo: hello space") and "tokens" in report["usage"]
+    assert report["mcp"]["tools"] == ["kimi_chat_ask_persona", "kimi_chat_list_personas"]  # named after the Space
+    assert report["mcp"]["answer"].startswith("Echo: hello agent")
     assert report["functions_called"] > 10 and report["gpu_asks"] == []
     assert "MOONSHOT_API_KEY" in report["keyless_panel"]["value"]
     # Sign-in both ways: no button without hf_oauth's variables; with them, a visitor who signs in

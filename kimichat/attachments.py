@@ -27,6 +27,10 @@ from .personas import Persona
 
 log = logging.getLogger(__name__)
 
+MAX_IMAGES = 6  # a request's images (the new ones and those re-sent from earlier turns) ...
+MAX_IMAGE_BYTES = 24 * 2**20  # ... and their size: 32 MB as base64, well under Moonshot's 100 MB a request
+DELETE_RETRY_DELAYS = (0.2, 1.0, 0.0)  # three tries a delete, then it waits for the next upload
+
 DOCUMENT_TYPES = frozenset(
     [
         ".pdf",
@@ -84,8 +88,6 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     ".xls": (b"\xd0\xcf\x11\xe0",),
     ".ppt": (b"\xd0\xcf\x11\xe0",),
 }
-MAX_IMAGES = 6  # a request's images (the new ones and those re-sent from earlier turns) ...
-MAX_IMAGE_BYTES = 24 * 2**20  # ... and their size: 32 MB as base64, well under Moonshot's 100 MB a request
 
 
 @dataclass(frozen=True)
@@ -256,9 +258,6 @@ class Attachments:
         for file_id in list(self._leftovers):
             self._leftovers.discard(file_id)
             await self._delete(client, file_id)
-
-
-DELETE_RETRY_DELAYS = (0.2, 1.0, 0.0)  # three tries a delete, then it waits for the next upload
 
 
 class FileUnreadable(Exception):

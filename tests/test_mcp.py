@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.types import CallToolResult
 
 RATE = 3  # messages per caller per minute in this module's app
+CALLS = 3  # MCP_CALLS: ask_persona calls at once, from all agents
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def mcp_app(kimi, tmp_path_factory):
     env = {
         **NO_RATE_LIMITS,
         "RATE_LIMIT_PER_MINUTE": str(RATE),
+        "MCP_CALLS": str(CALLS),
         "TRUST_FORWARDED_FOR": "true",
         "ALLOWED_MODELS": "kimi-k2.6,kimi-k2-turbo-preview,kimi-k2-thinking",
     }
@@ -116,6 +118,15 @@ async def test_callers_from_three_addresses_are_answered_at_once_and_each_one_at
     )
     refused = [r for r in twice if r.isError]
     assert len(refused) == 1 and "still being written" in text_of(refused[0])
+
+
+async def test_calls_past_mcp_calls_are_refused_while_the_others_are_answered(mcp_app, upstream):
+    upstream.token_delay = 0.15
+    asks = [{"persona": "assistant", "message": f"crowd {n}"} for n in range(CALLS + 1)]
+    results = await asyncio.gather(*(session_call(mcp_app, "ask_persona", a) for a in asks))
+    refused = [text_of(r) for r in results if r.isError]
+    assert refused == ["This Space is answering as many agents as it can right now. Please try again in a minute."]
+    assert sum(c.last_user.startswith("crowd ") for c in upstream.calls) == CALLS
 
 
 async def test_a_caller_over_the_message_rate_gets_the_limit_sentence(mcp_app, upstream):

@@ -104,7 +104,7 @@ def target_for(
     it can be turned off: for the whole loop, the answering round too (its tool-call turns carry no
     reasoning to send back). A continuation neither searches nor thinks: Partial Mode goes with neither."""
     search = persona.web_search and not continuing
-    thinking = "off" if (search or continuing) and model.thinking_switch else persona.thinking
+    thinking = "off" if continuing or (search and model.thinking_switch) else persona.thinking
     budget = reply_budget(settings, model, persona, thinking)
     return Target(client, model, temperature, visitor, thinking, budget, search, continuing, cache_key)
 

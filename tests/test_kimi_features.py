@@ -141,6 +141,18 @@ async def test_a_thinking_persona_continues_with_thinking_off(service, upstream)
     assert request["max_tokens"] == 8192  # the budget of a reply that does not think
 
 
+async def test_a_model_that_reasons_without_a_switch_continues_from_the_cut_text(service, upstream):
+    reasoner = {"id": "kimi-reasoner", "context_length": 131072, "supports_reasoning": True}
+    upstream.models.append({**reasoner, "supports_image_in": False, "supports_video_in": False})
+    cut = await run(service, "prove it [[cut:3]]", persona="math-tutor", model="kimi-reasoner")  # thinking: on
+    assert options_of(cut[-1].messages)
+    history = with_question("prove it [[cut:3]]", cut[-1].messages)
+    await run(service, CONTINUE, history, persona="math-tutor", model="kimi-reasoner")
+    request = upstream.calls[-1].body
+    assert request["messages"][-1] == {"role": "assistant", "content": answer_of(cut[-1].messages), "partial": True}
+    assert request["max_tokens"] == 8192  # the budget of a reply that does not think
+
+
 # -- prompt caching ------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class AddressReader:
             self._describe(internal, taken)
         ip = _ip(chain[taken])  # a port or brackets never make a new visitor
         return str(ip) if ip else chain[taken]
+
+    def of(self, request: Any) -> str:
+        """The address of a request as Starlette or Gradio hands it over: its headers and its peer."""
+        return self.address(request.headers, request.client.host if request.client else None)
 
     def _describe(self, internal: Sequence[bool], taken: int) -> None:
         """The chain's shape for the owner's log, once (kinds, never addresses): enough to set

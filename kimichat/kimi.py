@@ -149,11 +149,14 @@ def make_client(settings: Settings, api_key: str | None = None) -> AsyncOpenAI:
 def _usage(raw: Any) -> Usage:
     """Usage from a typed ``CompletionUsage`` or Moonshot's plain dict inside ``choices[0]``. Cached
     tokens are at its top level, and on K2.6 also in ``prompt_tokens_details`` (OpenAI's place)."""
-    get = raw.get if isinstance(raw, dict) else lambda key: getattr(raw, key, None)
-    details = get("prompt_tokens_details") or {}
-    details_get = details.get if isinstance(details, dict) else lambda key: getattr(details, key, None)
-    counts = [int(get(key) or 0) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
-    return Usage(*counts, int(get("cached_tokens") or details_get("cached_tokens") or 0))
+    counts = [int(_field(raw, key) or 0) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    cached = _field(raw, "cached_tokens") or _field(_field(raw, "prompt_tokens_details"), "cached_tokens")
+    return Usage(*counts, int(cached or 0))
+
+
+def _field(raw: Any, key: str) -> Any:
+    """A field of a plain dict or a typed object (None if either has none)."""
+    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
 
 
 def chunk_events(chunk: Any) -> tuple[list[Event], str | None]:

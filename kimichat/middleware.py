@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 
 from .address import AddressReader
 from .guard import EdgeGate
@@ -102,17 +103,11 @@ class DirectCallLimit:
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if _posting(scope, DIRECT):
-            refusal = await self.gate.direct_call(_address(scope, self.reader))
+            refusal = await self.gate.direct_call(self.reader.of(Request(scope)))
             if refusal:
                 await _answer(send, *_refused(refusal))
                 return
         await self.app(scope, receive, send)
-
-
-def _address(scope: Scope, reader: AddressReader) -> str:
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    client = scope.get("client")
-    return reader.address(headers, client[0] if client else None)
 
 
 class UploadLimit:
@@ -130,7 +125,7 @@ class UploadLimit:
         if not _posting(scope, UPLOAD):
             await self.app(scope, receive, send)
             return
-        address = _address(scope, self.reader)
+        address = self.reader.of(Request(scope))
         boundary = re.search(r"boundary=\"?([^\";]+)", _header(scope, b"content-type"))
         length = _header(scope, b"content-length")
         if not boundary or not length.isdigit():

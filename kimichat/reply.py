@@ -100,7 +100,7 @@ class Reply:
                 }
             )
         out += [note(text, self.lang) for text in self.notes]
-        if self.continuable and self.text:  # the chat shows the last message's options: Continue
+        if self.continuable:  # the chat shows the last message's options: Continue
             choice = t("continue", self.lang)
             out[-1] = {**out[-1], "options": [{"label": choice, "value": choice}]}
         return out

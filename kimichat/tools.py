@@ -98,6 +98,5 @@ class Tools:
 
     def caller(self, request: gr.Request) -> Visitor:
         """Who calls: their address, read as a page visitor's is; it is their session too."""
-        peer = request.client.host if request.client else None
-        address = self.service.guard.addresses.address(request.headers, peer)
+        address = self.service.guard.addresses.of(request)
         return Visitor(visitor_ids(address, f"mcp-{address}"))

@@ -205,7 +205,7 @@ class Page:
     def visitor(self, request: gr.Request, own_key: str, profile: gr.OAuthProfile | None) -> Visitor:
         """Who asks: their Hugging Face account if signed in (Gradio reads it from the session the
         Space's OAuth signed), else their address; their session; the key they typed, if allowed."""
-        address = self.addresses.address(request.headers, request.client.host if request.client else None)
+        address = self.addresses.of(request)
         user = profile.username if profile is not None and self.settings.sign_in else None
         return Visitor(
             visitor_ids(address, request.session_hash, user),

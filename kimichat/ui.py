@@ -23,10 +23,12 @@ from starlette.middleware import Middleware
 from .address import AddressReader
 from .attachments import ACCEPTED
 from .chat import ChatService
+from .components import ChatView, MessageBox
 from .conversation import conversation_persona
 from .guard import EdgeGate, Visitor, visitor_ids
 from .i18n import LANGS, STRINGS, Lang, pick_lang, t
 from .middleware import BodyLimit, ClosedRoutes, DirectCallLimit, NoFileUrls, PagePolicy, UploadLimit, megabytes
+from .pagecache import PageCache
 from .personas import Persona, PersonaFile
 from .reply import Update
 from .settings import Settings
@@ -333,7 +335,7 @@ def build(service: ChatService) -> gr.Blocks:
         chat = gr.ChatInterface(
             page.respond,
             multimodal=True,
-            chatbot=gr.Chatbot(
+            chatbot=ChatView(
                 latex_delimiters=LATEX,
                 buttons=["copy", "copy_all"],
                 elem_id="chatbot",
@@ -344,7 +346,7 @@ def build(service: ChatService) -> gr.Blocks:
                 placeholder=look_of_first["placeholder"],
                 avatar_images=look_of_first["avatar_images"],
             ),
-            textbox=gr.MultimodalTextbox(
+            textbox=MessageBox(
                 placeholder=label("placeholder"),
                 file_types=ACCEPTED,
                 file_count="multiple",
@@ -443,6 +445,7 @@ def middleware(settings: Settings, gate: EdgeGate, reader: AddressReader) -> lis
         Middleware(DirectCallLimit, gate=gate, reader=reader),
         Middleware(UploadLimit, gate=gate, reader=reader, max_files=settings.max_files_per_message),
         Middleware(NoFileUrls),
+        Middleware(PageCache),  # keeps the page as PagePolicy sends it, the policy included
         Middleware(PagePolicy),
     ]
 

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.exceptions import RedisError
@@ -92,10 +92,14 @@ def _minutes(seconds: int) -> int:
 
 
 class Counts:
-    """Moving-window counts of events (messages, uploads) per id, on the shared storage."""
+    """Sliding-window counts of events (messages, uploads, direct calls) per id, on the shared storage:
+    two fixed windows, the last one weighted by how much of it is still inside the window (limits'
+    sliding window counter). Not its moving window: that keeps every event, and in memory each
+    count set off a sweep of every id's events with a thread hop per id, 4 ms of CPU a count
+    even with ten ids (7 ms before a message's first token)."""
 
     def __init__(self, storage: Storage):
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     async def admit(
         self, items: list[RateLimitItem], namespace: str, ids: list[str]

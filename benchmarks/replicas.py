@@ -6,7 +6,8 @@ Needs Debian's nginx and redis-server (apt-get install -y nginx redis-server). I
 the Kimi stand-in, Redis, two `python app.py` processes (one per core) and nginx on
 loopback, then runs benchmarks/load.py through the proxy with users spread over 16
 source addresses (ip_hash keys on the address; Gradio's queue needs every request of a
-session to reach the same replica). Not a test: it prints figures for the README.
+session to reach the same replica): first with one replica behind nginx, then with both,
+so the ratio comes from one run. Not a test: it prints figures for the README.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ http {{
   access_log off;
   client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
-  upstream kimichat {{ ip_hash; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  upstream kimichat {{ ip_hash; {servers} }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -78,19 +79,31 @@ def main() -> None:
         for core, port in enumerate(ports):
             log = (work / f"replica-{core}.log").open("w")
             procs.append(start_app(port, upstream, args, shared, core=core, log=log))
-        proxy = free_port()
-        (work / "nginx.conf").write_text(NGINX.format(dir=work, a=ports[0], b=ports[1], port=proxy))
-        procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work), "-g", "daemon off;"]))
+        for replicas in (ports[:1], ports):
+            print(f"-- {len(replicas)} replica(s) behind nginx")
+            through_nginx(work, replicas, upstream, args)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+        print(f"replica logs and nginx config: {work}")
+
+
+def through_nginx(work: Path, replicas: list[int], upstream: int, args: argparse.Namespace) -> None:
+    """benchmarks/load.py through nginx in front of ``replicas`` (their ports)."""
+    proxy = free_port()
+    servers = " ".join(f"server 127.0.0.1:{port};" for port in replicas)
+    (work / "nginx.conf").write_text(NGINX.format(dir=work, servers=servers, port=proxy))
+    nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work), "-g", "daemon off;"])
+    try:
         wait_http(f"http://127.0.0.1:{proxy}/")
         time.sleep(0.5)
         load = [sys.executable, str(Path(__file__).with_name("load.py")), "--url", f"http://127.0.0.1:{proxy}/"]
         load += ["--upstream-port", str(upstream), "--users", str(args.users), "--addresses", "16", *shape(args)]
         subprocess.run(load, check=False)
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            proc.wait(10)
-        print(f"replica logs and nginx config: {work}")
+        nginx.terminate()
+        nginx.wait(10)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ class Page:
     until: float
 
     async def send(self, send: Callable) -> None:
-        await send(self.start)
+        await send(fresh_start(self.start))  # middleware outside may add headers in place (CORS does)
         await send({"type": "http.response.body", "body": self.body})
 
 
@@ -81,10 +81,10 @@ class PageCache:
         whole = []  # set once the last part of the body has gone to the visitor
 
         async def keep(message: Message) -> None:
-            await send(message)
             if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
+                start.update(fresh_start(message))  # as Gradio sent it, before this visitor's CORS headers
+            await send(message)
+            if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 whole.append(not message.get("more_body", False))
 
@@ -108,6 +108,11 @@ def page_key(scope: Scope) -> Key | None:
         return None
     headers = tuple(sorted((k.lower(), v) for k, v in scope["headers"] if k.lower() in READ))
     return scope.get("scheme"), scope.get("server"), scope.get("root_path", ""), headers
+
+
+def fresh_start(start: Message) -> Message:
+    """A copy of a response's start with a list of headers of its own."""
+    return {**start, "headers": list(start.get("headers", []))}
 
 
 def keepable(start: Message) -> bool:

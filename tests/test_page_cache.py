@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from starlette.datastructures import MutableHeaders
 
 from kimichat.pagecache import PageCache
 
@@ -168,3 +169,32 @@ async def test_each_host_and_signed_in_visitor_has_its_own_page_and_the_least_re
     # alice, bob; alice again from the cache; another host pushes out bob; alice kept; bob anew
     assert page.renders == 4
     assert len(cache.pages) == 2
+
+
+async def test_headers_added_outside_for_one_visitor_never_reach_the_next():
+    """Gradio's CORS middleware, outside, adds a visitor's Access-Control-Allow-Origin to the
+    response's own list of headers (Starlette's MutableHeaders)."""
+    cache = PageCache(CountedPage())
+
+    async def with_origin(scope, receive, send):
+        async def add(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["access-control-allow-origin"] = "https://a.example"
+            await send(message)
+
+        await cache(scope, receive, add)
+
+    seen: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def record(message: dict) -> None:
+        seen.append(message)
+
+    await with_origin(request(), receive, record)  # rendered
+    await with_origin(request(), receive, record)  # from the cache
+    await cache(request(), receive, record)  # from the cache, no origin
+    starts = [dict(m["headers"]) for m in seen if m["type"] == "http.response.start"]
+    assert [h.get(b"access-control-allow-origin") for h in starts] == [b"https://a.example"] * 2 + [None]
+    assert len(starts[0]) == len(starts[1]) == len(starts[2]) + 1

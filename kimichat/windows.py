@@ -50,7 +50,10 @@ class MovingWindowMemory(MemoryStorage):
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Count ``amount`` events for ``key`` unless its window would hold more than ``limit``."""
         now = self.clock()
-        times = self.windows.setdefault(key, Window(expiry)).live(now)
+        found = self.windows.get(key)
+        if found is None:  # setdefault would build a Window (and its deque) at every count
+            found = self.windows[key] = Window(expiry)
+        times = found.live(now)
         if len(times) + amount > limit:
             return False
         times.extend([now] * amount)

@@ -13,6 +13,7 @@ unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -20,7 +21,7 @@ import gradio as gr
 SCHEMAS: dict[type, dict[str, Any]] = {}  # class -> its api_info, shared by every instance
 
 
-def schema_once(cls: type, compute: Any) -> dict[str, Any]:
+def schema_once(cls: type, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``cls``'s API schema, computed by ``compute()`` the first time only."""
     if cls not in SCHEMAS:
         SCHEMAS[cls] = compute()
